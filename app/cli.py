@@ -1,0 +1,311 @@
+"""The `hearth` command line: parses arguments, calls the core, prints.
+
+Exit codes: 0 success, 1 failure (one clear sentence on stderr), 2 bad usage,
+3 no display for the window, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from app import __version__
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_DISPLAY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"hearth: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hearth", description="Hearth, a local-first AI copilot.")
+    p.add_argument("--version", action="version", version=f"hearth {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    ask = sub.add_parser("ask", help="ask a question; the answer streams to stdout")
+    ask.add_argument("question", nargs="?",
+                     help="the question (read from stdin when left out or '-')")
+    ask.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    ask.add_argument("--offline", action="store_true",
+                     help="guarantee that nothing goes over the network")
+    ask.add_argument("--model", metavar="PATH", help="use this GGUF model file for this question")
+    ask.add_argument("--conversation", metavar="ID", help="continue this conversation")
+    ask.add_argument("--max-tokens", type=int, metavar="N", help="most tokens in the answer")
+    ask.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    ask.add_argument("--seed", type=int, metavar="N", help="random seed for repeatable answers")
+
+    doctor = sub.add_parser("doctor", help="check the installation")
+    doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--no-load", action="store_true", help="do not try loading the model")
+
+    config = sub.add_parser("config", help="read and change settings")
+    csub = config.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    clist = csub.add_parser("list", help="all settings with their values")
+    clist.add_argument("--json", action="store_true")
+    cget = csub.add_parser("get", help="one setting's value")
+    cget.add_argument("key")
+    cset = csub.add_parser("set", help="change a setting")
+    cset.add_argument("key")
+    cset.add_argument("value")
+    csub.add_parser("path", help="where the settings file is")
+
+    conv = sub.add_parser("conversations", help="list stored conversations")
+    conv.add_argument("--json", action="store_true")
+    conv.add_argument("--search", metavar="TEXT", help="only those whose title or text matches")
+    return p
+
+
+def setup_logging() -> None:
+    """Log to a file in the log folder; never to the terminal."""
+    from app.paths import get_paths
+
+    root = logging.getLogger()
+    root.setLevel(os.environ.get("HEARTH_LOG_LEVEL", "INFO").upper())
+    paths = get_paths()
+    try:
+        paths.log_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            paths.log_dir / "hearth.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+        )
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
+        )
+    except OSError:
+        handler = logging.NullHandler()
+    root.addHandler(handler)
+
+
+def fail(message: str, code: int = EXIT_FAIL) -> int:
+    print(f"hearth: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        if args.command is None:
+            from app.ui.launch import launch
+
+            return launch()
+        handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
+                   "conversations": cmd_conversations}[args.command]
+        return handler(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout closed early (e.g. piped into `head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _load_settings() -> Any:
+    from app.settings import Settings
+
+    settings = Settings.load()
+    for warning in settings.warnings:
+        print(f"hearth: warning: {warning}", file=sys.stderr)
+    return settings
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from app.core.assistant import AskOptions, Assistant
+    from app.core.events import Delta, Error, Finished, Route, Started, to_dict
+    from app.core.llm.provider import CancelToken
+    from app.paths import get_paths
+
+    question = args.question
+    if question in (None, "-"):
+        if sys.stdin is None or sys.stdin.isatty():
+            return fail("give a question, e.g. hearth ask \"What is in my notes?\"", EXIT_USAGE)
+        question = sys.stdin.read()
+    settings = _load_settings()
+    if args.max_tokens is not None and args.max_tokens < 1:
+        return fail("--max-tokens must be 1 or more.", EXIT_USAGE)
+    options = AskOptions(model_path=args.model, max_tokens=args.max_tokens,
+                         temperature=args.temperature, seed=args.seed, offline=args.offline)
+    assistant = Assistant(settings, get_paths())
+    cancel = CancelToken()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(_sig: int, _frame: Any) -> None:
+        cancel.cancel()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    result: dict[str, Any] = {}
+    error: Error | None = None
+    started: Started | None = None
+    route: Route | None = None
+    finished: Finished | None = None
+    try:
+        for event in assistant.ask(question, args.conversation, options, cancel):
+            if isinstance(event, Delta):
+                if not args.json:
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+            elif isinstance(event, Started):
+                started = event
+            elif isinstance(event, Route):
+                route = event
+            elif isinstance(event, Finished):
+                finished = event
+            elif isinstance(event, Error):
+                error = event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        assistant.close()
+    if not args.json and (finished or (error and error.partial)):
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    if finished is not None:
+        t, u = finished.timings, finished.usage
+        result = {
+            "answer": finished.answer,
+            "model": finished.model,
+            "provider": finished.provider,
+            "conversation_id": finished.conversation_id,
+            "finish_reason": finished.finish_reason,
+            "timings": {
+                "ttft_s": _round(t.ttft_s), "tokens_per_s": _round(t.tokens_per_s),
+                "total_s": _round(t.total_s), "load_s": _round(t.load_s),
+                "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            },
+            "route": to_dict(route) if route else None,
+            "notes": list(finished.notes),
+        }
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False, indent=2))
+        else:
+            tps = f" · {t.tokens_per_s:.1f} tok/s" if t.tokens_per_s else ""
+            note = "".join(f" · {n}" for n in finished.notes)
+            print(f"— answered by {finished.provider}/{finished.model}{tps} · conversation "
+                  f"{finished.conversation_id[:8]}{note}", file=sys.stderr)
+        if finished.finish_reason == "cancelled":
+            return EXIT_INTERRUPTED
+        return EXIT_OK
+    if error is not None:
+        if args.json:
+            print(json.dumps({"error": error.message, "reason": error.reason,
+                              "conversation_id": error.conversation_id,
+                              "partial": error.partial,
+                              "provider": started.provider if started else None,
+                              "model": started.model if started else None},
+                             ensure_ascii=False, indent=2))
+        return fail(error.message)
+    return fail("no answer was produced.")
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from app.core.doctor import report
+    from app.paths import get_paths
+
+    settings = _load_settings()
+    data = report(settings, get_paths(), load=not args.no_load)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        ll, model, kr = data["llama_cpp"], data["model"], data["keyring"]
+        lines = [
+            f"Hearth        {data['hearth']}",
+            f"Python        {data['python']} on {data['platform']}",
+        ]
+        if ll["installed"]:
+            lines += [
+                f"llama.cpp     llama-cpp-python {ll['version']}, backend {ll['backend']}, "
+                f"GPU offload {'supported' if ll['gpu_offload'] else 'not supported'}",
+                f"CPU features  {' '.join(ll['cpu_features']) or 'none reported'}",
+            ]
+        else:
+            lines.append(f"llama.cpp     NOT WORKING: {ll['error']}")
+        where = "bundled" if model.get("bundled") else "configured"
+        lines.append(f"Model         {model.get('path', '-')} ({where})")
+        if model["ok"]:
+            size = model["size_bytes"] / 1024**2
+            extra = (f", loads in {model['load_s']:.2f} s, context {model['n_ctx']}, "
+                     f"{model['threads']} threads, GPU layers {model['gpu_layers']}"
+                     if model.get("loads") else "")
+            lines.append(f"              {model['name']} ({model['architecture']}), "
+                         f"{size:.0f} MB{extra}")
+        else:
+            lines.append(f"              PROBLEM: {model['error']}")
+        for name in ("config_dir", "data_dir", "cache_dir", "log_dir"):
+            d = data["dirs"][name]
+            state = "" if d["writable"] else "  NOT WRITABLE"
+            lines.append(f"{name.replace('_', ' ').capitalize():<14}{d['path']}{state}")
+        lines.append(f"Keyring       {kr['name']}" + (f" ({kr['note']})" if kr["note"] else ""))
+        for w in data["settings_warnings"]:
+            lines.append(f"Settings      {w}")
+        print("\n".join(lines))
+    return EXIT_OK if data["model"]["ok"] and data["llama_cpp"]["installed"] else EXIT_FAIL
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from app.settings import SettingsError, lookup
+
+    settings = _load_settings()
+    try:
+        if args.action == "list":
+            rows = settings.items()
+            if args.json:
+                print(json.dumps({s.key: v for s, v in rows}, indent=2))
+            else:
+                for s, v in rows:
+                    default = "" if v == s.default else f"   (default {s.default!r})"
+                    print(f"{s.key} = {v!r}{default}\n    {s.description} "
+                          f"Allowed: {s.allowed()}.")
+        elif args.action == "get":
+            lookup(args.key)
+            value = settings.get(args.key)
+            print(json.dumps(value) if isinstance(value, bool) else value)
+        elif args.action == "set":
+            value = settings.set(args.key, args.value, from_text=True)
+            print(f"{args.key} = {value!r}")
+        elif args.action == "path":
+            print(settings.path)
+    except SettingsError as exc:
+        return fail(str(exc))
+    return EXIT_OK
+
+
+def cmd_conversations(args: argparse.Namespace) -> int:
+    from app.core.conversations import ConversationStore
+    from app.paths import DataDirError, get_paths
+
+    paths = get_paths()
+    if not paths.conversations_db.exists():
+        convs = []
+    else:
+        try:
+            store = ConversationStore(paths.conversations_db)
+        except DataDirError as exc:
+            return fail(str(exc))
+        convs = store.search(args.search)
+        store.close()
+    if args.json:
+        print(json.dumps([c.__dict__ for c in convs], indent=2))
+    else:
+        import datetime
+
+        for c in convs:
+            when = datetime.datetime.fromtimestamp(c.updated_at).strftime("%Y-%m-%d %H:%M")
+            print(f"{c.id[:8]}  {when}  {c.title}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Hearth's core: everything but the window. Never imports Qt."""

@@ -1,0 +1,265 @@
+"""The conversation store: SQLite in WAL mode, schema changed only by named,
+append-only migrations (a migration, once released, is never edited)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import HearthError
+from app.paths import DataDirError
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_conversations_and_messages",
+        """
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'complete',
+            model TEXT,
+            provider TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            ttft_s REAL,
+            tokens_per_s REAL,
+            total_s REAL,
+            error TEXT,
+            route_json TEXT,
+            sources_json TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX messages_by_conversation ON messages(conversation_id, created_at);
+        """,
+    ),
+)
+
+
+class ConversationNotFoundError(HearthError):
+    reason = "conversation_not_found"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    title: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    conversation_id: str
+    role: str
+    content: str
+    status: str
+    created_at: float
+    model: str | None = None
+    provider: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    total_s: float | None = None
+    error: str | None = None
+    route: Any = None
+    sources: Any = None
+
+
+_MESSAGE_FIELDS = (
+    "model", "provider", "prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s",
+    "total_s", "error",
+)
+
+
+class ConversationStore:
+    """Thread-safe access to conversations.sqlite3."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise DataDirError(
+                    f"{path} is not a Hearth conversation database; move it away to start afresh."
+                ) from exc
+            raise DataDirError(f"Hearth cannot use its conversation store {path}: {exc}.") from exc
+        except OSError as exc:
+            raise DataDirError(
+                f"Hearth cannot create its data folder {path.parent}: {exc.strerror or exc}."
+            ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+            )
+            done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+            for name, sql in MIGRATIONS:
+                if name in done:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+
+    def applied_migrations(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT name FROM migrations ORDER BY name")]
+
+    # -- conversations -----------------------------------------------------------
+
+    def create(self, title: str) -> Conversation:
+        now = time.time()
+        conv = Conversation(uuid.uuid4().hex, _title(title), now, now)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO conversations VALUES (?, ?, ?, ?)",
+                (conv.id, conv.title, conv.created_at, conv.updated_at),
+            )
+        return conv
+
+    def get(self, conversation_id: str) -> Conversation:
+        """Look a conversation up by id or by a unique prefix of it."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM conversations WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
+                (conversation_id, _escape_like(conversation_id) + "%"),
+            ).fetchall() if conversation_id else []
+        exact = [r for r in rows if r["id"] == conversation_id]
+        if exact:
+            rows = exact
+        if len(rows) != 1:
+            raise ConversationNotFoundError(
+                f"No conversation has the id {conversation_id!r}."
+                if not rows else f"The id {conversation_id!r} matches several conversations."
+            )
+        return Conversation(**dict(rows[0]))
+
+    def search(self, query: str | None = None) -> list[Conversation]:
+        """Newest first; `query` matches titles and message text."""
+        with self._lock:
+            if query:
+                like = "%" + _escape_like(query) + "%"
+                rows = self._db.execute(
+                    "SELECT * FROM conversations c WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS "
+                    "(SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
+                    "AND m.content LIKE ? ESCAPE '\\') ORDER BY updated_at DESC",
+                    (like, like),
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM conversations ORDER BY updated_at DESC"
+                ).fetchall()
+        return [Conversation(**dict(r)) for r in rows]
+
+    def rename(self, conversation_id: str, title: str) -> None:
+        conv = self.get(conversation_id)
+        with self._tx() as db:
+            db.execute("UPDATE conversations SET title = ? WHERE id = ?", (_title(title), conv.id))
+
+    def delete(self, conversation_id: str) -> None:
+        conv = self.get(conversation_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM conversations WHERE id = ?", (conv.id,))
+
+    # -- messages ------------------------------------------------------------------
+
+    def add_message(
+        self, conversation_id: str, role: str, content: str, status: str = "complete",
+        **fields: Any,
+    ) -> Message:
+        now = time.time()
+        msg_id = uuid.uuid4().hex
+        values = {k: fields.get(k) for k in _MESSAGE_FIELDS}
+        route = json.dumps(fields["route"]) if fields.get("route") is not None else None
+        sources = json.dumps(fields["sources"]) if fields.get("sources") is not None else None
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO messages (id, conversation_id, role, content, status, "
+                + ", ".join(_MESSAGE_FIELDS)
+                + ", route_json, sources_json, created_at) VALUES ("
+                + ", ".join("?" * (8 + len(_MESSAGE_FIELDS)))
+                + ")",
+                (msg_id, conversation_id, role, content, status,
+                 *values.values(), route, sources, now),
+            )
+            db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+        return self.message(msg_id)
+
+    def message(self, message_id: str) -> Message:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise HearthError(f"No message has the id {message_id!r}.")
+        return _message(row)
+
+    def messages(self, conversation_id: str) -> list[Message]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM messages WHERE conversation_id = ? ORDER BY created_at, rowid",
+                (conversation_id,),
+            ).fetchall()
+        return [_message(r) for r in rows]
+
+
+def _message(row: sqlite3.Row) -> Message:
+    data = dict(row)
+    route = data.pop("route_json")
+    sources = data.pop("sources_json")
+    return Message(
+        **data,
+        route=json.loads(route) if route else None,
+        sources=json.loads(sources) if sources else None,
+    )
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return (line[:77] + "…") if len(line) > 80 else (line or "New conversation")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

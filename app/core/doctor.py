@@ -1,0 +1,121 @@
+"""`hearth doctor`: what this installation has and whether it works."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+from app import __version__
+from app.core.errors import HearthError
+from app.paths import Paths
+from app.settings import Settings
+
+GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "MUSA", "CANN")
+
+
+def llama_build() -> dict[str, Any]:
+    try:
+        import llama_cpp
+    except Exception as exc:  # a broken or missing build is exactly what doctor reports
+        return {"installed": False, "error": f"llama-cpp-python cannot be imported: {exc}"}
+    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
+    features = sorted(
+        {part.split("=")[0].strip() for part in info.replace("|", ";").split(";")
+         if part.strip().endswith("= 1")}
+    )
+    backends = [b for b in GPU_BACKENDS if b.lower() in info.lower()]
+    offload = bool(llama_cpp.llama_supports_gpu_offload())
+    return {
+        "installed": True,
+        "version": getattr(llama_cpp, "__version__", "unknown"),
+        "backend": ", ".join(backends) if backends else "CPU",
+        "gpu_offload": offload,
+        "cpu_features": features,
+        "system_info": info,
+    }
+
+
+def keyring_backend() -> dict[str, Any]:
+    try:
+        import keyring
+        from keyring.backends import fail
+
+        backend = keyring.get_keyring()
+    except Exception as exc:
+        return {"name": "unavailable", "usable": False, "note": str(exc)}
+    name = f"{type(backend).__module__}.{type(backend).__name__}"
+    plaintext = "keyrings.alt" in name and "file" in name.lower()
+    usable = not isinstance(backend, fail.Keyring) and not plaintext
+    note = ""
+    if isinstance(backend, fail.Keyring):
+        note = ("no OS keyring found; install and unlock a Secret Service (e.g. GNOME Keyring "
+                "or KWallet), or use HEARTH_<PROVIDER>_API_KEY environment variables")
+    elif plaintext:
+        note = "this keyring stores secrets in a plain file; Hearth will not store keys there"
+    return {"name": name, "usable": usable, "note": note}
+
+
+def model_check(settings: Settings, model_path: str | None, load: bool) -> dict[str, Any]:
+    from app.core.llm.local import LocalModelConfig, LocalProvider
+    from app.core.models.files import check_model_file, read_metadata, resolve_model_path
+
+    result: dict[str, Any] = {"configured": settings["model.path"] or None}
+    try:
+        path = resolve_model_path(model_path or settings["model.path"])
+        result["path"] = str(path)
+        result["bundled"] = not (model_path or settings["model.path"])
+        result["size_bytes"] = check_model_file(path)
+        meta = read_metadata(path)
+        result["name"] = meta.name
+        result["architecture"] = meta.architecture
+        result["context_length"] = meta.context_length
+        result["chat_template"] = bool(meta.chat_template)
+        if load:
+            started = time.perf_counter()
+            with LocalProvider(LocalModelConfig(
+                path=path, context_size=settings["model.context_size"],
+                threads=settings["model.threads"], gpu_layers=settings["model.gpu_layers"],
+                batch_size=settings["model.batch_size"],
+            )) as provider:
+                loaded = provider.load()
+            result["loads"] = True
+            result["load_s"] = round(time.perf_counter() - started, 3)
+            result["n_ctx"] = loaded.n_ctx
+            result["gpu_layers"] = loaded.gpu_layers
+            result["threads"] = loaded.threads
+        result["ok"] = True
+    except HearthError as exc:
+        result["ok"] = False
+        result["loads"] = False
+        result["error"] = str(exc)
+    return result
+
+
+def dirs(paths: Paths) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in paths.as_dict().items():
+        p = paths.__getattribute__(name)
+        probe = p if p.exists() else next((q for q in p.parents if q.exists()), p)
+        out[name] = {"path": value, "exists": p.exists(),
+                     "writable": os.access(probe, os.W_OK)}
+    out["HEARTH_HOME"] = os.environ.get("HEARTH_HOME")
+    return out
+
+
+def report(settings: Settings, paths: Paths, model_path: str | None = None,
+           load: bool = True) -> dict[str, Any]:
+    return {
+        "hearth": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "llama_cpp": llama_build(),
+        "model": model_check(settings, model_path, load),
+        "dirs": dirs(paths),
+        "keyring": keyring_backend(),
+        "settings_file": str(paths.settings_file),
+        "settings_warnings": list(settings.warnings),
+    }

@@ -1,0 +1,53 @@
+"""Errors the core raises for the user: each message is one clear sentence."""
+
+from __future__ import annotations
+
+
+class HearthError(Exception):
+    """An error meant for the user. `str(err)` is one sentence in words;
+    `reason` is a short machine-readable code (used by routing and traces)."""
+
+    reason = "error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class ModelLoadError(HearthError):
+    reason = "model_load_failed"
+
+
+class ModelNotFoundError(ModelLoadError):
+    reason = "no_model"
+
+
+class ModelTooLargeError(ModelLoadError):
+    reason = "model_too_large"
+
+
+class ContextOverflowError(HearthError):
+    """The prompt does not fit the model's context window."""
+
+    reason = "context_overflow"
+
+    def __init__(self, message: str, *, prompt_tokens: int, context_size: int) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.context_size = context_size
+
+
+class GenerationError(HearthError):
+    reason = "generation_failed"
+
+
+class CancelledError(HearthError):
+    reason = "cancelled"
+
+    def __init__(self, message: str = "The answer was stopped.") -> None:
+        super().__init__(message)
+
+
+class InvalidRequestError(HearthError):
+    reason = "invalid_request"

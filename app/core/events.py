@@ -1,0 +1,119 @@
+"""The typed events `Assistant.ask` emits, in order:
+Started · Sources? · Delta… · Route? · Finished | Error."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds. `ttft_s`: from the request to the first token of text;
+    `tokens_per_s`: completion tokens over the time spent generating them."""
+
+    ttft_s: float | None = None
+    total_s: float = 0.0
+    tokens_per_s: float | None = None
+    load_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """One piece of reference text given to the model, cited as [number]."""
+
+    number: int
+    path: str
+    start_line: int | None = None
+    end_line: int | None = None
+    page: int | None = None
+    snippet: str = ""
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    conversation_id: str
+    message_id: str
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Sources:
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    provider: str
+    model: str
+    started_s: float
+    first_token_s: float | None
+    ended_s: float
+    outcome: str  # "answered", "failed", "cancelled", "abandoned"
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the answer was produced: every provider tried, in order."""
+
+    policy: str
+    attempts: tuple[Attempt, ...]
+    summary: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    conversation_id: str
+    message_id: str
+    answer: str
+    provider: str
+    model: str
+    usage: Usage
+    timings: Timings
+    finish_reason: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Error:
+    """The answer failed. `message` is one sentence for the user; `detail` is
+    for a Details button or the log; `partial` is any text produced before."""
+
+    message: str
+    reason: str
+    detail: str = ""
+    conversation_id: str | None = None
+    partial: str = ""
+
+
+Event = Started | Sources | Delta | Route | Finished | Error
+
+
+def to_dict(event: Any) -> dict[str, Any]:
+    data = asdict(event)
+    data["type"] = type(event).__name__.lower()
+    return data
+
+
+__all__ = [
+    "Attempt", "Delta", "Error", "Event", "Finished", "Route", "Source", "Sources",
+    "Started", "Timings", "Usage", "to_dict",
+]

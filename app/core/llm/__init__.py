@@ -1,0 +1,1 @@
+"""Language-model providers: the local llama.cpp engine and, later, remote ones."""

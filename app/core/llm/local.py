@@ -1,0 +1,492 @@
+"""The local llama.cpp engine.
+
+One owner thread holds the `llama_cpp.Llama` object (a llama context is not
+thread-safe); every request goes through its queue. Answers stream as
+`TextDelta`s. Cancelling stops the work for real: between tokens through a
+stopping criterion, and inside a long prompt evaluation through llama.cpp's
+abort callback, which makes `llama_decode` return early.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.core.errors import (
+    ContextOverflowError,
+    GenerationError,
+    HearthError,
+    ModelLoadError,
+)
+from app.core.llm.provider import (
+    CancelToken,
+    Capabilities,
+    ChatMessage,
+    ChatRequest,
+    StreamEnd,
+    StreamItem,
+    TextDelta,
+)
+from app.core.models.files import (
+    ModelMetadata,
+    check_memory_fit,
+    check_model_file,
+    read_metadata,
+)
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+log = logging.getLogger(__name__)
+
+# Room kept for the answer when deciding whether a prompt fits the context.
+MIN_ANSWER_TOKENS = 16
+
+# Used when a GGUF file carries no chat template of its own.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class LocalModelConfig:
+    path: Path
+    context_size: int = 4096
+    threads: int = 0
+    gpu_layers: int = -1
+    batch_size: int = 512
+    check_memory: bool = True
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    path: Path
+    name: str
+    n_ctx: int
+    n_ctx_train: int | None
+    gpu_layers: int
+    threads: int
+    load_s: float
+    template_from_model: bool
+
+
+_LOG_CALLBACK: Any = None
+
+
+def route_llama_logs() -> None:
+    """Send llama.cpp's own log lines to Hearth's log instead of the terminal."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    import llama_cpp
+
+    llama_log = logging.getLogger("hearth.llama_cpp")
+
+    def forward(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        # ggml levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation.
+        llama_log.log(
+            logging.INFO if level in (3, 4) else logging.DEBUG,
+            "%s", text.decode("utf-8", errors="replace").rstrip(),
+        )
+
+    _LOG_CALLBACK = llama_cpp.llama_log_callback(forward)
+    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+def default_threads() -> int:
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except Exception:  # psutil can fail inside some sandboxes
+        physical = None
+    return max(1, physical or os.cpu_count() or 1)
+
+
+def gpu_offload_supported() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class _Job:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.future: Future[Any] = Future()
+
+
+_STOP = object()
+_END = object()
+
+
+class LocalProvider:
+    """The llama.cpp engine behind the provider protocol."""
+
+    name = "local"
+
+    def __init__(self, config: LocalModelConfig) -> None:
+        self.config = config
+        self._jobs: queue.Queue[_Job | object] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        # Owned by the worker thread only:
+        self._llm: Llama | None = None
+        self._loaded: LoadedModel | None = None
+        self._metadata: ModelMetadata | None = None
+        self._formatter: Any = None
+        self._active_cancel: CancelToken | None = None
+        self._abort_cb: Any = None
+        self._abort_on = False
+        self._closed = False
+
+    # -- the provider protocol ------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        loaded = self._loaded
+        return loaded.name if loaded else self.config.path.stem
+
+    def capabilities(self) -> Capabilities:
+        loaded = self._loaded
+        n_ctx = loaded.n_ctx if loaded else self.config.context_size
+        return Capabilities(max_context=n_ctx, vision=False, tools=False, local=True)
+
+    def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]:
+        """Stream an answer. Closing the iterator early cancels the request."""
+        out: queue.Queue[Any] = queue.Queue()
+        self._submit(lambda: self._generate(request, cancel, out.put))
+        finished = False
+        try:
+            while True:
+                item = out.get()
+                if item is _END:
+                    finished = True
+                    return
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                yield item
+        finally:
+            if not finished:
+                cancel.cancel()
+
+    # -- other public calls (all run on the owner thread) ---------------------
+
+    def load(self) -> LoadedModel:
+        """Load the model now (blocking) and return what was loaded."""
+        return self._submit(self._ensure_loaded).result()
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loaded
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...]) -> int:
+        """Prompt tokens these messages take once the chat template is applied."""
+        def work() -> int:
+            self._ensure_loaded()
+            return len(self._format(messages)[0])
+
+        return self._submit(work).result()
+
+    def format_prompt(self, messages: tuple[ChatMessage, ...]) -> str:
+        """The prompt text the chat template produces (for inspection and tests)."""
+        def work() -> str:
+            self._ensure_loaded()
+            return self._render(messages).prompt
+
+        return self._submit(work).result()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Free the model and stop the owner thread."""
+        with self._thread_lock:
+            thread = self._thread
+            if thread is None or self._closed:
+                self._closed = True
+                return
+            self._closed = True
+        if self._active_cancel is not None:
+            self._active_cancel.cancel()
+        self._jobs.put(_STOP)
+        thread.join(timeout)
+
+    def __enter__(self) -> LocalProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- owner thread -----------------------------------------------------------
+
+    def _submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        with self._thread_lock:
+            if self._closed:
+                raise GenerationError("The local model has been unloaded.")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="hearth-llama", daemon=True
+                )
+                self._thread.start()
+        job = _Job(fn)
+        self._jobs.put(job)
+        return job.future
+
+    def _run(self) -> None:
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is _STOP or not isinstance(job, _Job):
+                    break
+                if not job.future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    job.future.set_result(job.fn())
+                except BaseException as exc:  # handed to the caller, never lost
+                    job.future.set_exception(exc)
+        finally:
+            self._unload()
+            # Fail anything still queued so no caller waits forever.
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(job, _Job) and job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(
+                        GenerationError("The local model has been unloaded.")
+                    )
+
+    def _unload(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+    def _ensure_loaded(self) -> LoadedModel:
+        if self._loaded is not None:
+            return self._loaded
+        cfg = self.config
+        route_llama_logs()
+        size = check_model_file(cfg.path)
+        meta = read_metadata(cfg.path)
+        n_ctx = cfg.context_size or meta.context_length or 4096
+        offload = gpu_offload_supported()
+        gpu_layers = cfg.gpu_layers if cfg.gpu_layers >= 0 else (-1 if offload else 0)
+        if cfg.check_memory and gpu_layers == 0:
+            check_memory_fit(cfg.path, size, meta.kv_cache_bytes(n_ctx))
+        threads = cfg.threads or default_threads()
+        from llama_cpp import Llama
+
+        started = time.perf_counter()
+        try:
+            llm = Llama(
+                model_path=str(cfg.path),
+                n_ctx=n_ctx,
+                n_batch=min(cfg.batch_size, n_ctx),
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(
+                f"The model file {cfg.path.name} could not be loaded; it may be truncated, "
+                "corrupt, or made for a model type this llama.cpp build does not support."
+            ) from exc
+        load_s = time.perf_counter() - started
+        self._llm = llm
+        self._metadata = meta
+        self._formatter = self._make_formatter(llm, meta)
+        import llama_cpp
+
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        self._loaded = LoadedModel(
+            path=cfg.path,
+            name=cfg.path.stem,
+            n_ctx=llm.n_ctx(),
+            n_ctx_train=meta.context_length,
+            gpu_layers=gpu_layers,
+            threads=threads,
+            load_s=load_s,
+            template_from_model=bool(meta.chat_template),
+        )
+        return self._loaded
+
+    @staticmethod
+    def _make_formatter(llm: Llama, meta: ModelMetadata) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        def token_text(token: int) -> str:
+            if token < 0:
+                return ""
+            return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+        return Jinja2ChatFormatter(
+            template=meta.chat_template or CHATML_TEMPLATE,
+            eos_token=token_text(llm.token_eos()),
+            bos_token=token_text(llm.token_bos()),
+            stop_token_ids=[llm.token_eos()],
+        )
+
+    def _render(self, messages: tuple[ChatMessage, ...]) -> Any:
+        try:
+            return self._formatter(
+                messages=[{"role": m.role, "content": m.content} for m in messages]
+            )
+        except Exception as exc:  # a template that raises (e.g. role order rules)
+            raise GenerationError(
+                f"The model's chat template could not format this conversation: {exc}."
+            ) from exc
+
+    def _format(self, messages: tuple[ChatMessage, ...]) -> tuple[list[int], Any]:
+        assert self._llm is not None
+        result = self._render(messages)
+        tokens = self._llm.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        return tokens, result
+
+    # The abort callback runs inside llama.cpp's compute threads; it only reads
+    # a flag. It is switched on while the prompt is evaluated and off once
+    # tokens flow, where the per-token check is enough and cheaper.
+    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
+        cancel = self._active_cancel
+        return cancel is not None and cancel.cancelled
+
+    def _set_abort(self, on: bool) -> None:
+        if on == self._abort_on or self._llm is None:
+            return
+        import llama_cpp
+
+        callback = self._abort_cb if on else llama_cpp.ggml_abort_callback()
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, None)
+        self._abort_on = on
+
+    def _generate(
+        self, request: ChatRequest, cancel: CancelToken, emit: Callable[[Any], None]
+    ) -> None:
+        try:
+            self._generate_inner(request, cancel, emit)
+        except HearthError as exc:
+            emit(exc)
+        except Exception as exc:
+            log.exception("local generation failed")
+            emit(GenerationError(f"The local model failed while answering: {exc}."))
+        finally:
+            self._active_cancel = None
+            self._set_abort(False)
+            emit(_END)
+
+    def _generate_inner(
+        self, request: ChatRequest, cancel: CancelToken, emit: Callable[[Any], None]
+    ) -> None:
+        loaded = self._ensure_loaded()
+        llm = self._llm
+        assert llm is not None
+        if cancel.cancelled:
+            emit(StreamEnd("cancelled", 0, 0, loaded.name))
+            return
+        tokens, _ = self._format(request.messages)
+        n_ctx = loaded.n_ctx
+        room = n_ctx - len(tokens)
+        if room < MIN_ANSWER_TOKENS:
+            raise ContextOverflowError(
+                f"The prompt is {len(tokens)} tokens but the local model's context holds "
+                f"{n_ctx} (with room for an answer); shorten it or raise model.context_size.",
+                prompt_tokens=len(tokens),
+                context_size=n_ctx,
+            )
+        notes: list[str] = []
+        max_tokens = request.max_tokens
+        if max_tokens > room:
+            max_tokens = room
+            notes.append(f"answer limited to {room} tokens by the context window")
+        stops = _StopMatcher(request.stop)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if request.seed is not None:
+            llm.set_seed(request.seed)
+        self._active_cancel = cancel
+        self._set_abort(True)
+        finish = "length"
+        produced = 0
+        gen = llm.generate(
+            tokens, temp=request.temperature, top_p=request.top_p, reset=True
+        )
+        try:
+            for token in gen:
+                if produced == 0:
+                    self._set_abort(False)
+                if cancel.cancelled:
+                    break
+                if llm.token_eos() == token or _is_eog(llm, token):
+                    finish = "stop"
+                    break
+                produced += 1
+                text, hit = stops.feed(decoder.decode(llm.detokenize([token])))
+                if text:
+                    emit(TextDelta(text))
+                if hit:
+                    finish = "stop"
+                    break
+                if produced >= max_tokens:
+                    break
+        except RuntimeError as exc:
+            # llama_decode returns 2 when the abort callback stopped it.
+            if not cancel.cancelled:
+                raise GenerationError(f"The local model failed while answering: {exc}.") from exc
+        finally:
+            gen.close()
+        if cancel.cancelled:
+            finish = "cancelled"
+        else:
+            tail = stops.flush(decoder.decode(b"", final=True))
+            if tail:
+                emit(TextDelta(tail))
+        emit(StreamEnd(finish, len(tokens), produced, loaded.name, tuple(notes)))
+
+
+def _is_eog(llm: Llama, token: int) -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_vocab_is_eog(llm._model.vocab, token))
+
+
+class _StopMatcher:
+    """Finds user stop strings in streamed text, holding back only the tail
+    that could still become one."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        if not self.stops:
+            return text, False
+        self.pending += text
+        cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            out, self.pending = self.pending[:cut], ""
+            return out, True
+        keep = min(self.hold, len(self.pending))
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(self.pending) - keep:]
+        return out, False
+
+    def flush(self, text: str) -> str:
+        out, _ = self.feed(text)
+        rest, self.pending = self.pending, ""
+        return out + rest

@@ -1,0 +1,94 @@
+"""The provider protocol: what every model backend, local or remote, offers.
+
+A provider declares what it can do (`Capabilities`) and has one streaming
+call, `stream(request, cancel)`, which yields `TextDelta`s and ends with one
+`StreamEnd`. Errors are `app.core.errors.HearthError`s.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[ChatMessage, ...]
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    needs_vision: bool = False
+    needs_tools: bool = False
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    max_context: int
+    vision: bool = False
+    tools: bool = False
+    local: bool = True
+    # Price per million tokens (input, output) in USD, where known.
+    price_in_per_m: float | None = None
+    price_out_per_m: float | None = None
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    finish_reason: str  # "stop", "length", "cancelled"
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    notes: tuple[str, ...] = field(default=())
+
+
+StreamItem = TextDelta | StreamEnd
+
+
+class CancelToken:
+    """Set once to stop a request; providers check it between tokens and
+    (locally) inside llama.cpp's own computation."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    @property
+    def name(self) -> str:
+        """Short id, e.g. "local" or a configured remote's name."""
+
+    @property
+    def model(self) -> str:
+        """The model's display name."""
+
+    def capabilities(self) -> Capabilities: ...
+
+    def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]: ...

@@ -1,0 +1,1 @@
+"""Model files: the bundled default, checks before loading, memory fit."""

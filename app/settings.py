@@ -1,0 +1,260 @@
+"""Hearth's settings: each declared once (name, type, default, description),
+stored as TOML in the config folder, validated when read and when changed.
+
+A broken settings file never stops Hearth and is never overwritten: the bad
+keys (or, for a file that is not TOML at all, every key) fall back to their
+defaults and a warning names them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import threading
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from app.paths import Paths, get_paths
+
+Value = bool | int | float | str
+
+
+class SettingsError(ValueError):
+    """A setting name or value was refused; the message says why in words."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    type: type
+    default: Value
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def allowed(self) -> str:
+        """The allowed values, in words, for error messages and `config list`."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.type is bool:
+            return "true or false"
+        if self.minimum is not None and self.maximum is not None:
+            kind = "a whole number" if self.type is int else "a number"
+            return f"{kind} from {_fmt(self.minimum)} to {_fmt(self.maximum)}"
+        return "text" if self.type is str else self.type.__name__
+
+    def validate(self, value: Any) -> Value:
+        """Return `value` as this setting's type, or raise SettingsError."""
+        bad = SettingsError(f"{self.key} must be {self.allowed()}; got {value!r}.")
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise bad
+            return value
+        if self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad
+        elif self.type is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise bad
+            value = float(value)
+            if not math.isfinite(value):
+                raise bad
+        elif self.type is str and not isinstance(value, str):
+            raise bad
+        if self.choices is not None and value not in self.choices:
+            raise bad
+        if self.minimum is not None and value < self.minimum:
+            raise bad
+        if self.maximum is not None and value > self.maximum:
+            raise bad
+        return value
+
+    def parse(self, text: str) -> Value:
+        """Parse a value typed on the command line, then validate it."""
+        value: Any = text
+        if self.type is bool:
+            lowered = text.strip().lower()
+            if lowered in ("true", "yes", "on", "1"):
+                value = True
+            elif lowered in ("false", "no", "off", "0"):
+                value = False
+        elif self.type in (int, float):
+            with contextlib.suppress(ValueError):
+                value = self.type(text.strip())
+        return self.validate(value)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Hearth, a helpful assistant that runs on the user's own computer. "
+    "Answer clearly and concisely."
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("model.path", str, "",
+            "GGUF model file to use; empty means the bundled SmolLM2-135M-Instruct."),
+    Setting("model.context_size", int, 4096,
+            "Context window in tokens (0 = the model's trained length).", 0, 262144),
+    Setting("model.threads", int, 0,
+            "CPU threads for generation (0 = one per physical core).", 0, 512),
+    Setting("model.gpu_layers", int, -1,
+            "Layers offloaded to the GPU (-1 = all when the build supports it, else 0).",
+            -1, 10000),
+    Setting("model.batch_size", int, 512,
+            "Tokens evaluated per batch while reading the prompt.", 1, 8192),
+    Setting("generation.max_tokens", int, 512,
+            "Most tokens in one answer.", 1, 65536),
+    Setting("generation.temperature", float, 0.7,
+            "Sampling temperature (0 = always the likeliest token).", 0.0, 2.0),
+    Setting("generation.top_p", float, 0.95,
+            "Nucleus sampling: keep the likeliest tokens up to this probability.", 0.0, 1.0),
+    Setting("generation.system_prompt", str, DEFAULT_SYSTEM_PROMPT,
+            "Instructions given to the model before every conversation."),
+    Setting("network.offline", bool, False,
+            "Offline mode: nothing is sent over the network."),
+    Setting("ui.theme", str, "system",
+            "Window colours.", choices=("system", "light", "dark")),
+    Setting("ui.close_to_tray", bool, True,
+            "Closing the window keeps Hearth running in the system tray."),
+)
+
+BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+
+
+def lookup(key: str) -> Setting:
+    try:
+        return BY_KEY[key]
+    except KeyError:
+        raise SettingsError(
+            f"There is no setting called {key!r}; `hearth config list` shows them all."
+        ) from None
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            yield from _flatten(value, key + ".")
+        else:
+            yield key, value
+
+
+class Settings:
+    """Typed settings backed by `settings.toml`. Thread-safe."""
+
+    def __init__(self, path: Path, values: dict[str, Value], warnings: list[str]) -> None:
+        self.path = path
+        self._values = values
+        self.warnings = warnings
+        self._lock = threading.Lock()
+        self._listeners: dict[str, list[Callable[[Value], None]]] = {}
+
+    @classmethod
+    def load(cls, paths: Paths | None = None) -> Settings:
+        path = (paths or get_paths()).settings_file
+        values: dict[str, Value] = {s.key: s.default for s in SETTINGS}
+        warnings: list[str] = []
+        raw = _read_toml(path, warnings)
+        for key, value in _flatten(raw):
+            setting = BY_KEY.get(key)
+            if setting is None:
+                warnings.append(f"{path}: unknown setting {key!r} is ignored.")
+                continue
+            try:
+                values[key] = setting.validate(value)
+            except SettingsError as exc:
+                warnings.append(f"{path}: {exc} Using the default, {setting.default!r}.")
+        return cls(path, values, warnings)
+
+    def get(self, key: str) -> Any:
+        lookup(key)
+        with self._lock:
+            return self._values[key]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.get(key)
+
+    def items(self) -> list[tuple[Setting, Value]]:
+        with self._lock:
+            return [(s, self._values[s.key]) for s in SETTINGS]
+
+    def override(self, key: str, value: Value) -> None:
+        """Change a value for this process only (command-line flags)."""
+        setting = lookup(key)
+        with self._lock:
+            self._values[key] = setting.validate(value)
+
+    def set(self, key: str, value: Value | str, *, from_text: bool = False) -> Value:
+        """Validate, store in settings.toml and notify listeners of `key`."""
+        setting = lookup(key)
+        checked = setting.parse(value) if from_text and isinstance(value, str) else (
+            setting.validate(value))
+        warnings: list[str] = []
+        raw = _read_toml(self.path, warnings)
+        if warnings:
+            raise SettingsError(
+                f"{self.path} could not be read, so it was left untouched; fix or remove it "
+                f"first ({warnings[0]})"
+            )
+        section: dict[str, Any] = raw
+        *parents, leaf = key.split(".")
+        for name in parents:
+            section = section.setdefault(name, {})
+            if not isinstance(section, dict):
+                raise SettingsError(f"{self.path}: {name!r} is not a table; fix the file first.")
+        section[leaf] = checked
+        _write_atomic(self.path, tomli_w.dumps(raw))
+        with self._lock:
+            self._values[key] = checked
+            listeners = list(self._listeners.get(key, ()))
+        for listener in listeners:
+            listener(checked)
+        return checked
+
+    def subscribe(self, key: str, callback: Callable[[Value], None]) -> None:
+        lookup(key)
+        with self._lock:
+            self._listeners.setdefault(key, []).append(callback)
+
+
+def _read_toml(path: Path, warnings: list[str]) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        warnings.append(f"{path} could not be read ({exc}); using default settings.")
+        return {}
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        warnings.append(f"{path} is not valid TOML ({exc}); using default settings.")
+        return {}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".tmp")
+    except OSError as exc:
+        raise SettingsError(f"Cannot write settings to {path}: {exc.strerror or exc}.") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise SettingsError(f"Cannot write settings to {path}: {exc.strerror or exc}.") from exc

@@ -1,0 +1,1 @@
+"""Hearth's window (PySide6). The only package that imports Qt."""

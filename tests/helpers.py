@@ -1,0 +1,22 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_hearth(*args: str, env: dict[str, str] | None = None, input: str | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (`python -m app`) in a subprocess."""
+    full_env = dict(os.environ)
+    full_env.pop("QT_QPA_PLATFORM", None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], capture_output=True, text=True, env=full_env,
+        input=input, timeout=timeout, cwd=REPO,
+    )

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.core.conversations import MIGRATIONS, ConversationNotFoundError, ConversationStore
+from app.paths import DataDirError
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = ConversationStore(tmp_path / "c.sqlite3")
+    yield s
+    s.close()
+
+
+def test_wal_and_migrations_applied_once(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    s = ConversationStore(path)
+    assert s.applied_migrations() == [name for name, _ in MIGRATIONS]
+    s.close()
+    s = ConversationStore(path)  # re-opening applies nothing twice
+    assert s.applied_migrations() == [name for name, _ in MIGRATIONS]
+    s.close()
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_messages_keep_their_fields_and_order(store: ConversationStore) -> None:
+    conv = store.create("What is a GGUF file?")
+    store.add_message(conv.id, "user", "What is a GGUF file?")
+    store.add_message(conv.id, "assistant", "A model file.", model="m", provider="local",
+                      prompt_tokens=10, completion_tokens=4, ttft_s=0.1, tokens_per_s=50.0,
+                      total_s=0.3, route={"policy": "local"})
+    msgs = store.messages(conv.id)
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    a = msgs[1]
+    assert (a.model, a.provider, a.prompt_tokens, a.completion_tokens) == ("m", "local", 10, 4)
+    assert a.tokens_per_s == 50.0 and a.route == {"policy": "local"}
+
+
+def test_lookup_by_prefix_rename_search_delete(store: ConversationStore) -> None:
+    a = store.create("Notes about llamas")
+    b = store.create("Shopping list")
+    store.add_message(b.id, "user", "buy oat milk")
+    assert store.get(a.id[:6]).id == a.id
+    store.rename(a.id, "Llama notes")
+    assert store.get(a.id).title == "Llama notes"
+    assert [c.id for c in store.search("oat")] == [b.id]
+    assert [c.id for c in store.search("llama")] == [a.id]
+    assert store.search("100%") == []  # LIKE wildcards are literal
+    store.delete(b.id)
+    assert store.messages(b.id) == []
+    with pytest.raises(ConversationNotFoundError, match="No conversation has the id"):
+        store.get(b.id)
+
+
+def test_long_titles_are_shortened(store: ConversationStore) -> None:
+    conv = store.create("word " * 100)
+    assert len(conv.title) <= 80 and conv.title.endswith("…")
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    path.write_bytes(b"my precious notes " * 100)
+    with pytest.raises(DataDirError, match="not a Hearth conversation database"):
+        ConversationStore(path)
+    assert path.read_bytes() == b"my precious notes " * 100

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.paths import DataDirError, get_paths
+
+
+def test_hearth_home_holds_everything(hearth_home: Path) -> None:
+    p = get_paths()
+    for d in (p.config_dir, p.data_dir, p.cache_dir, p.log_dir):
+        assert hearth_home in d.parents
+    p.ensure()
+    assert all(d.is_dir() for d in (p.config_dir, p.data_dir, p.cache_dir, p.log_dir))
+
+
+def test_platform_dirs_without_hearth_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HEARTH_HOME")
+    p = get_paths()
+    assert "hearth" in str(p.data_dir).lower()
+
+
+def test_unusable_folder_is_one_clear_sentence(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("HEARTH_HOME", str(blocker / "home"))
+    with pytest.raises(DataDirError, match=r"^Hearth cannot create its folder .*\.$"):
+        get_paths().ensure()
