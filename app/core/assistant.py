@@ -30,6 +30,7 @@ from app.core.events import (
 from app.core.llm.local import MIN_ANSWER_TOKENS, LocalModelConfig, LocalProvider
 from app.core.llm.provider import CancelToken, ChatMessage, ChatRequest, StreamEnd, TextDelta
 from app.core.models.files import resolve_model_path
+from app.core.prompting import PromptPlan
 from app.paths import Paths
 from app.settings import Settings
 
@@ -155,9 +156,10 @@ class Assistant:
             model_name = loaded.name
             system = opts.system_prompt if opts.system_prompt is not None else (
                 s["generation.system_prompt"])
-            messages, dropped = self._fit(provider, system, history, question, loaded.n_ctx)
+            plan = PromptPlan(system, tuple(history), question)
+            plan, dropped = self._fit(provider, plan, loaded.n_ctx)
             request = ChatRequest(
-                messages=messages,
+                messages=plan.render(),
                 max_tokens=opts.max_tokens or s["generation.max_tokens"],
                 temperature=(opts.temperature if opts.temperature is not None
                              else s["generation.temperature"]),
@@ -221,18 +223,16 @@ class Assistant:
                        end.finish_reason, tuple(notes))
 
     def _fit(
-        self, provider: LocalProvider, system: str, history: list[ChatMessage], question: str,
-        n_ctx: int,
-    ) -> tuple[tuple[ChatMessage, ...], int]:
+        self, provider: LocalProvider, plan: PromptPlan, n_ctx: int
+    ) -> tuple[PromptPlan, int]:
         """Drop the oldest turns until the prompt leaves room for an answer."""
-        head = (ChatMessage("system", system),) if system else ()
-        tail = (ChatMessage("user", question),)
         dropped = 0
+        history = plan.history
         while True:
-            messages = head + tuple(history[dropped:]) + tail
-            tokens = provider.count_tokens(messages)
+            fitted = plan.without_history(dropped)
+            tokens = provider.count_tokens(fitted.render())
             if tokens + MIN_ANSWER_TOKENS <= n_ctx:
-                return messages, dropped
+                return fitted, dropped
             if dropped >= len(history):
                 raise ContextOverflowError(
                     f"The question is about {tokens:,} tokens but the local model's context "
