@@ -1,0 +1,1 @@
+"""Benchmarks run only when asked: `python -m pytest tests/bench -s`."""
