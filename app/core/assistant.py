@@ -79,11 +79,16 @@ class Assistant:
         )
 
     def local_provider(self, model_path: str | None = None) -> LocalProvider:
-        """The engine for a model (one per model file and settings, kept loaded)."""
+        """The engine for the current model and settings, kept loaded. Asking for
+        another model (or changed settings) unloads the previous one first: two
+        models in memory at once is rarely what a desktop user can afford."""
         config = self.local_config(model_path)
         with self._lock:
             provider = self._providers.get(config)
             if provider is None:
+                stale, self._providers = list(self._providers.values()), {}
+                for old in stale:
+                    old.close()
                 provider = self._providers[config] = LocalProvider(config)
             return provider
 

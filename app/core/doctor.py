@@ -22,9 +22,10 @@ def llama_build() -> dict[str, Any]:
     except Exception as exc:  # a broken or missing build is exactly what doctor reports
         return {"installed": False, "error": f"llama-cpp-python cannot be imported: {exc}"}
     info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
+    # system_info reads like "CPU : SSE3 = 1 | AVX = 1 | ... | OPENMP = 1 |".
     features = sorted(
-        {part.split("=")[0].strip() for part in info.replace("|", ";").split(";")
-         if part.strip().endswith("= 1")}
+        {name.split(":")[-1].strip() for name, _, value in
+         (part.partition("=") for part in info.split("|")) if value.strip() == "1"}
     )
     backends = [b for b in GPU_BACKENDS if b.lower() in info.lower()]
     offload = bool(llama_cpp.llama_supports_gpu_offload())

@@ -114,3 +114,17 @@ def test_cancel_keeps_the_partial_answer(assistant: Assistant) -> None:
     assert isinstance(done, Finished) and done.finish_reason == "cancelled"
     stored = assistant.store.messages(done.conversation_id)[-1]
     assert stored.status == "cancelled" and stored.content == done.answer != ""
+
+
+def test_switching_models_unloads_the_previous_one(settings: Settings, paths: Paths) -> None:
+    a = Assistant(settings, paths)
+    try:
+        first = a.local_provider()
+        first.load()
+        settings.override("model.context_size", 1024)
+        second = a.local_provider()
+        assert second is not first and first._thread is not None
+        assert not first._thread.is_alive()
+        assert a.local_provider() is second
+    finally:
+        a.close()

@@ -111,7 +111,7 @@ def test_doctor_reports_build_model_dirs_and_keyring() -> None:
     data = json.loads(r.stdout)
     assert data["llama_cpp"]["installed"] and data["llama_cpp"]["backend"] == "CPU"
     assert data["llama_cpp"]["gpu_offload"] is False
-    assert "AVX2" in data["llama_cpp"]["cpu_features"]
+    assert {"AVX2", "SSE3"} <= set(data["llama_cpp"]["cpu_features"])
     assert data["model"]["loads"] and data["model"]["bundled"]
     assert data["dirs"]["data_dir"]["path"].startswith(data["dirs"]["HEARTH_HOME"])
     assert data["keyring"]["name"]

@@ -172,3 +172,20 @@ def test_close_frees_the_model_and_refuses_new_work(model_path: Path) -> None:
     assert all(not t.is_alive() for t in owner if t is provider._thread)
     with pytest.raises(GenerationError, match="unloaded"):
         provider.load()
+
+
+def test_close_during_an_answer_ends_it_and_later_requests_fail_clearly(
+        model_path: Path) -> None:
+    provider = LocalProvider(LocalModelConfig(path=model_path, context_size=512))
+    provider.load()
+    running = provider.stream(ChatRequest(QUESTION, max_tokens=400, temperature=1.0),
+                              CancelToken())
+    next(running)  # generating on the owner thread
+    closer = threading.Thread(target=provider.close)
+    closer.start()
+    leftovers = list(running)  # cancelled by close(), ends cleanly
+    closer.join(10)
+    assert not closer.is_alive()
+    assert isinstance(leftovers[-1], StreamEnd) and leftovers[-1].finish_reason == "cancelled"
+    with pytest.raises(GenerationError, match="unloaded"):
+        next(provider.stream(ChatRequest(QUESTION, max_tokens=4), CancelToken()))

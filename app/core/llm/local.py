@@ -169,7 +169,10 @@ class LocalProvider:
     def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]:
         """Stream an answer. Closing the iterator early cancels the request."""
         out: queue.Queue[Any] = queue.Queue()
-        self._submit(lambda: self._generate(request, cancel, out.put))
+        future = self._submit(lambda: self._generate(request, cancel, out.put))
+        # A job that never ran (the engine closed first) only fails its future.
+        future.add_done_callback(
+            lambda f: out.put(f.exception()) if f.exception() is not None else None)
         finished = False
         try:
             while True:
