@@ -56,8 +56,8 @@ class ConversationList(QWidget):
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemChanged.connect(self._on_renamed)
         self.list.setToolTip("F2 renames, Delete removes")
-        QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list,
-                  activated=self._delete_current)
+        delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list)
+        delete.activated.connect(self._delete_current)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 0, 8)
         layout.setSpacing(6)
@@ -106,7 +106,7 @@ class ConversationList(QWidget):
         """Highlight a conversation without reloading it."""
         self._filling = True
         try:
-            self.list.setCurrentItem(None)  # type: ignore[arg-type]
+            self.list.setCurrentRow(-1)
             for i in range(self.list.count()):
                 if self.list.item(i).data(ID_ROLE) == conversation_id:
                     self.list.setCurrentRow(i)

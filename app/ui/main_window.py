@@ -56,6 +56,13 @@ class _EnterSends(QObject):
         return False
 
 
+def _action(parent: QObject, text: str, shortcut: str, slot: Callable[[], object]) -> QAction:
+    action = QAction(text, parent)
+    action.setShortcut(QKeySequence(shortcut))
+    action.triggered.connect(slot)
+    return action
+
+
 def window_state(config_dir: Path) -> QSettings:
     """Window geometry and small UI facts, in Hearth's own config folder."""
     return QSettings(str(config_dir / "window.ini"), QSettings.Format.IniFormat)
@@ -68,6 +75,7 @@ class MainWindow(QMainWindow):
     settings_requested = Signal()
     quit_requested = Signal()
     hidden_to_tray = Signal()
+    closed = Signal()
 
     def __init__(self, assistant: Assistant, state: QSettings | None = None) -> None:
         super().__init__()
@@ -186,25 +194,25 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         menu = self.menuBar().addMenu("&Hearth")
-        self.new_action = QAction("&New conversation", self, shortcut=QKeySequence("Ctrl+N"),
-                                  triggered=self.new_conversation)
-        self.settings_action = QAction("&Settings…", self, shortcut=QKeySequence("Ctrl+,"),
-                                       triggered=self.settings_requested.emit)
-        self.quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"),
-                                   triggered=self.quit_requested.emit)
+        self.new_action = _action(self, "&New conversation", "Ctrl+N", self.new_conversation)
+        self.settings_action = _action(self, "&Settings…", "Ctrl+,",
+                                       self.settings_requested.emit)
+        self.quit_action = _action(self, "&Quit", "Ctrl+Q", self.quit_requested.emit)
         menu.addAction(self.new_action)
         menu.addSeparator()
         menu.addAction(self.settings_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
         view = self.menuBar().addMenu("&View")
-        self.sources_action = QAction("&Sources panel", self, checkable=True,
-                                      shortcut=QKeySequence("Ctrl+Shift+S"))
+        self.sources_action = QAction("&Sources panel", self)
+        self.sources_action.setCheckable(True)
+        self.sources_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
         self.sources_action.toggled.connect(self.sources_panel.setVisible)
         view.addAction(self.sources_action)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.escape)
-        QShortcut(QKeySequence("Ctrl+L"), self, activated=self.focus_input)
-        QShortcut(QKeySequence("Ctrl+F"), self, activated=self.focus_search)
+        for key, slot in ((Qt.Key.Key_Escape, self.escape), ("Ctrl+L", self.focus_input),
+                          ("Ctrl+F", self.focus_search)):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.activated.connect(slot)
 
     # -- geometry ----------------------------------------------------------------
 
@@ -472,3 +480,4 @@ class MainWindow(QMainWindow):
             return
         self.shutdown()
         super().closeEvent(event)
+        self.closed.emit()

@@ -85,11 +85,11 @@ class SourceViewer(QDialog):
         fmt = QTextCharFormat()
         fmt.setBackground(QColor(255, 214, 102, 110))
         fmt.setProperty(QTextFormat.Property.FullWidthSelection, True)
-        selection.format = fmt  # type: ignore[attr-defined]
+        selection.format = fmt
         end_pos = (last if last.isValid() else doc.lastBlock()).position()
         cursor.setPosition(end_pos, QTextCursor.MoveMode.KeepAnchor)
         cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock, QTextCursor.MoveMode.KeepAnchor)
-        selection.cursor = cursor  # type: ignore[attr-defined]
+        selection.cursor = cursor
         self.editor.setExtraSelections([selection])
         self.editor.setTextCursor(QTextCursor(first))
         self.editor.centerCursor()

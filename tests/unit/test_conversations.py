@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core.errors import HearthError
 from app.core.conversations import MIGRATIONS, ConversationNotFoundError, ConversationStore
+from app.core.errors import HearthError
 from app.paths import DataDirError
 
 
