@@ -164,7 +164,11 @@ class HearthApp(QObject):
         self.window.show()
         self.shortcut.start(str(self.settings["ui.quick_ask_shortcut"]))
         # After the window is on screen: the model loads in the background.
-        QTimer.singleShot(0, self.window.preload_model)
+        QTimer.singleShot(0, self, self._preload)
+
+    def _preload(self) -> None:
+        if not self._quit_done:
+            self.window.preload_model()
 
     def quit(self) -> None:
         """Stop generation and loading, wait for the workers, free the model."""

@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.state = state or window_state(assistant.paths.config_dir)
         self.conversation_id: str | None = None
         self.model_state = "idle"
+        self._closed = False
         self.hide_on_close: Callable[[], bool] = lambda: False
         self._workers = WorkerSet()
         self._worker: GeneratorWorker | None = None
@@ -233,6 +234,8 @@ class MainWindow(QMainWindow):
 
     def preload_model(self) -> None:
         """Load the local model in the background so the first answer is quick."""
+        if self._closed:
+            return
         self._set_model_state("loading", "Model: loading…")
         assistant = self.assistant
         self._loader = call_in_background(lambda: assistant.local_provider().load(), self)
@@ -323,7 +326,7 @@ class MainWindow(QMainWindow):
 
     def ask(self, question: str, new_conversation: bool = False) -> None:
         """Send `question` (in a new conversation if asked) and stream the answer."""
-        if self.busy:
+        if self.busy or self._closed:
             return
         if new_conversation:
             self.new_conversation()
@@ -468,6 +471,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop background work and wait for it, then free the model."""
+        self._closed = True
         self._workers.stop_all()
         self.assistant.close()
 

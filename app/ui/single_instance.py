@@ -78,10 +78,12 @@ class InstanceServer(QObject):
         return ok
 
     def close(self) -> None:
-        for sock in list(self._buffers):
+        sockets, self._buffers = list(self._buffers), {}
+        for sock in sockets:
+            sock.readyRead.disconnect()
+            sock.disconnected.disconnect()
             sock.abort()
             sock.deleteLater()
-        self._buffers.clear()
         self.server.close()
 
     def _on_connection(self) -> None:

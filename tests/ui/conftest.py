@@ -33,7 +33,10 @@ def hearth(qtbot: QtBot, settings: Settings, paths: Paths) -> Iterator[object]:
     settings.override("generation.temperature", 0.0)
     settings.override("ui.quick_ask_shortcut", "")
     h = HearthApp(settings, paths)
-    qtbot.addWidget(h.window)
-    qtbot.addWidget(h.quick)
     yield h
+    # Not registered with qtbot.addWidget: pytest-qt would delete the widgets
+    # before this teardown, under the workers quit() has to stop first.
     h.quit()
+    for widget in (h.window, h.quick):
+        widget.close()
+        widget.deleteLater()
