@@ -14,7 +14,7 @@ from markdown_it.token import Token
 
 # Links with this scheme copy code block N (see ChatView's anchor handling).
 COPY_SCHEME = "hearth-copy"
-MONO = "'DejaVu Sans Mono', 'Cascadia Mono', Menlo, Consolas, monospace"
+MONO = '"DejaVu Sans Mono", "Cascadia Mono", Menlo, Consolas, monospace'
 
 
 @dataclass
@@ -46,8 +46,10 @@ def _fence(_renderer: Any, tokens: Sequence[Token], idx: int, _options: Any,
         f"margin-top:4px; margin-bottom:8px'>"
         f"<tr><td><span style='color:{c.muted}; font-size:small'>{lang}</span>"
         f"&nbsp;&nbsp;<a href='{COPY_SCHEME}:{number}' style='font-size:small'>Copy</a>"
-        f"<pre style='font-family:{MONO}; white-space:pre-wrap; margin:0'>"
-        f"{html.escape(code)}</pre></td></tr></table>\n"
+        # A <pre> never wraps in Qt's rich text; a div with pre-wrap does, so
+        # long lines stay readable in a narrow window.
+        f"<div style='font-family:{MONO}; white-space:pre-wrap; margin:0'>"
+        f"{html.escape(code)}</div></td></tr></table>\n"
     )
 
 
