@@ -31,6 +31,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hearth", description="Hearth, a local-first AI copilot.")
     p.add_argument("--version", action="version", version=f"hearth {__version__}")
+    p.add_argument("--quick-ask", action="store_true",
+                   help="open the quick-ask popup (in the running Hearth, if there is one)")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     ask = sub.add_parser("ask", help="ask a question; the answer streams to stdout")
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-tokens", type=int, metavar="N", help="most tokens in the answer")
     ask.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     ask.add_argument("--seed", type=int, metavar="N", help="random seed for repeatable answers")
+    ask.add_argument("--gui", action="store_true",
+                     help="ask in the Hearth window (the running one, if there is one)")
 
     doctor = sub.add_parser("doctor", help="check the installation")
     doctor.add_argument("--json", action="store_true")
@@ -98,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             from app.ui.launch import launch
 
-            return launch()
+            return launch({"action": "quick-ask" if args.quick_ask else "show"})
+        if args.quick_ask:
+            return fail("--quick-ask is used on its own: hearth --quick-ask", EXIT_USAGE)
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
                    "conversations": cmd_conversations}[args.command]
         return handler(args)
@@ -130,6 +136,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if sys.stdin is None or sys.stdin.isatty():
             return fail("give a question, e.g. hearth ask \"What is in my notes?\"", EXIT_USAGE)
         question = sys.stdin.read()
+    if args.gui:
+        if not question.strip():
+            return fail("the question is empty; type something to ask.", EXIT_USAGE)
+        from app.ui.launch import launch
+
+        return launch({"action": "ask", "question": question})
     settings = _load_settings()
     if args.max_tokens is not None and args.max_tokens < 1:
         return fail("--max-tokens must be 1 or more.", EXIT_USAGE)

@@ -127,6 +127,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Window colours.", choices=("system", "light", "dark")),
     Setting("ui.close_to_tray", bool, True,
             "Closing the window keeps Hearth running in the system tray."),
+    Setting("ui.quick_ask_shortcut", str, "<ctrl>+<alt>+space",
+            "System-wide shortcut for the quick-ask popup (needs the optional pynput "
+            "package and X11, Windows or macOS; empty = off)."),
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}

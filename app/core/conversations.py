@@ -229,6 +229,23 @@ class ConversationStore:
             )
         return self.message(msg_id)
 
+    def delete_messages_from(self, conversation_id: str, message_id: str) -> int:
+        """Delete `message_id` and every later message of the conversation (to
+        answer a question again, or send an edited one); returns how many."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT created_at, rowid FROM messages WHERE id = ? AND conversation_id = ?",
+                (message_id, conversation_id),
+            ).fetchone()
+            if row is None:
+                raise HearthError(f"No message has the id {message_id!r} in this conversation.")
+            cur = db.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND "
+                "(created_at > ? OR (created_at = ? AND rowid >= ?))",
+                (conversation_id, row[0], row[0], row[1]),
+            )
+            return cur.rowcount
+
     def message(self, message_id: str) -> Message:
         with self._lock:
             row = self._db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()

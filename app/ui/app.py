@@ -1,28 +1,210 @@
-"""The Qt application: creates the window and runs the event loop."""
+"""The Qt application: one place that wires the main window, the tray, the
+quick-ask popup, the settings dialog and the single-instance server together."""
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
+from app.core import offline
 from app.core.assistant import Assistant
-from app.paths import get_paths
-from app.settings import Settings
+from app.paths import Paths, get_paths
+from app.settings import Settings, Value
+from app.ui.global_shortcut import GlobalShortcut
 from app.ui.main_window import MainWindow
+from app.ui.quick_ask import QuickAsk
+from app.ui.settings_dialog import SettingsDialog
+from app.ui.single_instance import InstanceServer
+from app.ui.theme import app_icon, apply_theme
+from app.ui.tray import Tray
+
+log = logging.getLogger(__name__)
+
+MODEL_KEYS = frozenset({"model.path", "model.context_size", "model.threads", "model.gpu_layers"})
 
 
-def run() -> int:
+class HearthApp(QObject):
+    """Owns everything visible; `quit()` stops all work cleanly."""
+
+    quitting = Signal()
+    # Cross-thread safe relay for settings changes (listeners run where set() ran).
+    _setting_changed = Signal(str, object)
+
+    def __init__(self, settings: Settings, paths: Paths, server_name: str | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.paths = paths
+        self.assistant = Assistant(settings, paths)
+        self.window = MainWindow(self.assistant)
+        self.tray = Tray(app_icon(), bool(settings["network.offline"]), self)
+        self.quick = QuickAsk(self.assistant)
+        self.server = InstanceServer(server_name, self)
+        self.settings_dialog: SettingsDialog | None = None
+        self.shortcut = GlobalShortcut(self)
+        self._quit_done = False
+
+        self.window.hide_on_close = self._keep_in_tray
+        self.window.hidden_to_tray.connect(self._first_time_in_tray)
+        self.window.quit_requested.connect(self.quit)
+        self.window.closed.connect(self.quit)
+        self.window.settings_requested.connect(self.open_settings)
+        self.window.answer_failed.connect(self._notify_hidden_error)
+        self.tray.quick_ask_requested.connect(self.quick_ask)
+        self.tray.show_requested.connect(self.window.show_and_raise)
+        self.tray.offline_toggled.connect(self.set_offline)
+        self.tray.quit_requested.connect(self.quit)
+        self.quick.continue_requested.connect(self.continue_in_window)
+        self.server.request_received.connect(self.handle_request)
+        self.shortcut.activated.connect(self.quick_ask)
+        self._setting_changed.connect(self._on_setting_changed)
+        for key in ("network.offline", "ui.theme"):
+            settings.subscribe(key, self._relay(key))
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.styleHints().colorSchemeChanged.connect(self._on_system_scheme)
+
+    def _relay(self, key: str) -> Callable[[Value], None]:
+        def changed(value: Value) -> None:
+            self._setting_changed.emit(key, value)
+
+        return changed
+
+    # -- requests ------------------------------------------------------------------
+
+    def handle_request(self, request: dict[str, Any]) -> None:
+        """A request from the command line or a second launch."""
+        action = request.get("action")
+        if action == "quick-ask":
+            self.quick_ask()
+        elif action == "ask":
+            self.window.show_and_raise()
+            self.window.ask(str(request.get("question", "")).strip(), new_conversation=True)
+        else:
+            self.window.show_and_raise()
+
+    def quick_ask(self) -> None:
+        self.quick.popup()
+
+    def continue_in_window(self, conversation_id: str) -> None:
+        self.window.show_and_raise()
+        self.window.open_conversation(conversation_id)
+
+    def open_settings(self) -> SettingsDialog:
+        if self.settings_dialog is None:
+            self.settings_dialog = SettingsDialog(self.settings, self.window)
+            self.settings_dialog.applied.connect(self._on_settings_applied)
+            self.settings_dialog.finished.connect(self._forget_settings)
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+        return self.settings_dialog
+
+    def _forget_settings(self) -> None:
+        if self.settings_dialog is not None:
+            self.settings_dialog.deleteLater()
+            self.settings_dialog = None
+
+    def _on_settings_applied(self, changed: set[str]) -> None:
+        if changed & MODEL_KEYS:
+            self.window.preload_model()
+
+    # -- settings that change what is shown ----------------------------------------------
+
+    def set_offline(self, value: bool) -> None:
+        if self.settings["network.offline"] != value:
+            self.settings.set("network.offline", value)
+
+    def _on_setting_changed(self, key: str, value: Value) -> None:
+        if key == "network.offline":
+            self.window.set_offline(bool(value))
+            self.tray.set_offline(bool(value))
+            if value:
+                offline.enable()
+            else:
+                offline.disable()
+        elif key == "ui.theme":
+            app = QApplication.instance()
+            if isinstance(app, QApplication):
+                apply_theme(app, str(value))
+
+    def _on_system_scheme(self, *_args: object) -> None:
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and self.settings["ui.theme"] == "system":
+            apply_theme(app, "system")
+
+    # -- tray ------------------------------------------------------------------------
+
+    def _keep_in_tray(self) -> bool:
+        return bool(self.settings["ui.close_to_tray"]) and self.tray.available
+
+    def _first_time_in_tray(self) -> None:
+        state = self.window.state
+        if state.value("tray/notice_shown", False, type=bool):
+            return
+        self.tray.notify("Hearth is still running",
+                         "Hearth keeps running in the system tray. Use the tray menu to "
+                         "open it again or to quit.")
+        state.setValue("tray/notice_shown", True)
+        state.sync()
+
+    def _notify_hidden_error(self, message: str) -> None:
+        if not self.window.isVisible():
+            self.tray.notify("Hearth", message, error=True)
+
+    # -- start and stop -----------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.server.listen():
+            log.warning("another launch will not find this instance")
+        self.tray.show()
+        self.window.show()
+        self.shortcut.start(str(self.settings["ui.quick_ask_shortcut"]))
+        # After the window is on screen: the model loads in the background.
+        QTimer.singleShot(0, self, self._preload)
+
+    def _preload(self) -> None:
+        if not self._quit_done:
+            self.window.preload_model()
+
+    def quit(self) -> None:
+        """Stop generation and loading, wait for the workers, free the model."""
+        if self._quit_done:
+            return
+        self._quit_done = True
+        self.quitting.emit()
+        self.shortcut.stop()
+        self.window.save_geometry()
+        self.quick.shutdown()
+        self.quick.close()
+        self.window.shutdown()
+        self.window.hide()
+        self.tray.hide()
+        self.server.close()
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()
+
+
+def run(request: dict[str, Any] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
+    assert isinstance(app, QApplication)
     QApplication.setApplicationName("Hearth")
     QApplication.setApplicationDisplayName("Hearth")
+    QApplication.setDesktopFileName("hearth")
+    app.setQuitOnLastWindowClosed(False)  # the tray keeps Hearth running
+    app.setWindowIcon(app_icon())
     settings = Settings.load()
-    assistant = Assistant(settings, get_paths())
-    window = MainWindow(assistant)
+    apply_theme(app, str(settings["ui.theme"]))
+    hearth = HearthApp(settings, get_paths())
     for warning in settings.warnings:
-        window.statusBar().showMessage(warning, 15_000)
-    window.show()
-    window.preload_model()
+        hearth.window.statusBar().showMessage(warning, 15_000)
+    hearth.start()
+    if request and request.get("action") != "show":
+        QTimer.singleShot(0, lambda: hearth.handle_request(request))
     code = app.exec()
-    window.shutdown()
+    hearth.quit()
     return int(code)

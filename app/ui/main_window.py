@@ -1,33 +1,46 @@
-"""The main window: a conversation with streamed answers and a badge saying
-which model answered. Everything slow runs in workers."""
+"""The main window: conversations on the left, the chat in the middle, the
+answer's sources on the right, model and network state in the status bar.
+Everything slow runs in workers; results arrive through signals."""
 
 from __future__ import annotations
 
-import html
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut, QTextCursor
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
-    QTextBrowser,
+    QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from app.core.assistant import Assistant
-from app.core.events import Delta, Error, Finished, Started
-from app.ui.workers import GeneratorWorker, call_in_background
+from app.core.assistant import MAX_QUESTION_CHARS, Assistant
+from app.core.errors import HearthError
+from app.core.events import Delta, Error, Finished, Route, Source, Sources, Started
+from app.ui.answer_info import AnswerInfo
+from app.ui.chat_view import ChatView, MessageWidget
+from app.ui.conversation_list import ConversationList
+from app.ui.details_dialog import AnswerDetailsDialog
+from app.ui.errors import show_error
+from app.ui.sources_panel import SourcesPanel
+from app.ui.theme import app_icon
+from app.ui.workers import GeneratorWorker, WorkerSet, call_in_background
+
+LOAD_HINT = "Choose a GGUF model file in Settings (Ctrl+,)."
 
 
 class _EnterSends(QObject):
     """Enter sends the question; Shift+Enter starts a new line."""
 
-    def __init__(self, send: Any) -> None:
+    def __init__(self, send: Callable[[], None]) -> None:
         super().__init__()
         self._send = send
 
@@ -43,70 +56,251 @@ class _EnterSends(QObject):
         return False
 
 
+def _action(parent: QObject, text: str, shortcut: str, slot: Callable[[], object]) -> QAction:
+    action = QAction(text, parent)
+    action.setShortcut(QKeySequence(shortcut))
+    action.triggered.connect(slot)
+    return action
+
+
+def window_state(config_dir: Path) -> QSettings:
+    """Window geometry and small UI facts, in Hearth's own config folder."""
+    return QSettings(str(config_dir / "window.ini"), QSettings.Format.IniFormat)
+
+
 class MainWindow(QMainWindow):
     answer_finished = Signal(object)  # Finished
     answer_failed = Signal(str)
+    model_state_changed = Signal(str)  # loading, ready, error
+    settings_requested = Signal()
+    quit_requested = Signal()
+    hidden_to_tray = Signal()
+    closed = Signal()
 
-    def __init__(self, assistant: Assistant) -> None:
+    def __init__(self, assistant: Assistant, state: QSettings | None = None) -> None:
         super().__init__()
         self.assistant = assistant
+        self.state = state or window_state(assistant.paths.config_dir)
         self.conversation_id: str | None = None
+        self.model_state = "idle"
+        self._closed = False
+        self.hide_on_close: Callable[[], bool] = lambda: False
+        self._workers = WorkerSet()
         self._worker: GeneratorWorker | None = None
         self._loader: GeneratorWorker | None = None
+        self._route: Route | None = None
+        self._sources: tuple[Source, ...] = ()
+        self._editing: MessageWidget | None = None
+        self._load_details = ""
+        self._details: AnswerDetailsDialog | None = None
         self.setWindowTitle("Hearth")
-        self.resize(820, 640)
+        self.setWindowIcon(app_icon())
+        self.resize(1100, 720)
 
-        self.transcript = QTextBrowser()
-        self.transcript.setOpenExternalLinks(True)
-        self.transcript.setPlaceholderText(
-            "Ask anything. Answers come from the model on this computer.")
+        # conversations
+        self.conversations = ConversationList(lambda: self.assistant.store)
+        self.conversations.selected.connect(self.open_conversation)
+        self.conversations.new_requested.connect(self.new_conversation)
+        self.conversations.deleted.connect(self._on_deleted)
+        self.conversations.failed.connect(lambda m, d: show_error(self, m, d))
+
+        # chat
+        self.chat = ChatView()
+        self.chat.regenerate_requested.connect(self.regenerate)
+        self.chat.edit_requested.connect(self.edit_last)
+        self.chat.details_requested.connect(self.show_details)
+        self.chat.status_message.connect(lambda m: self.statusBar().showMessage(m, 3000))
+        self.input_notice = QLabel()
+        self.input_notice.setWordWrap(True)
+        self.input_notice.setObjectName("inputNotice")
+        self.input_notice.hide()
         self.input = QPlainTextEdit()
         self.input.setPlaceholderText("Ask Hearth…  (Enter sends, Shift+Enter for a new line)")
-        self.input.setMaximumHeight(96)
+        self.input.setMaximumHeight(110)
+        self.input.setToolTip("Enter sends, Shift+Enter starts a new line (Ctrl+L)")
         self._enter_filter = _EnterSends(self.send)
         self.input.installEventFilter(self._enter_filter)
         self.send_button = QPushButton("Send")
         self.send_button.setToolTip("Send the question (Enter)")
+        self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.send)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop the answer (Esc)")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.stop)
-        QShortcut(QKeySequence("Ctrl+L"), self).activated.connect(self.input.setFocus)
 
         row = QHBoxLayout()
+        row.setSpacing(8)
         row.addWidget(self.input, 1)
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
         row.addLayout(buttons)
-        body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(12, 12, 12, 12)
-        layout.setSpacing(8)
-        layout.addWidget(self.transcript, 1)
+        center = QWidget()
+        layout = QVBoxLayout(center)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(6)
+        layout.addWidget(self.chat, 1)
+        layout.addWidget(self.input_notice)
         layout.addLayout(row)
-        self.setCentralWidget(body)
 
-        self.model_status = QLabel("Model: not loaded yet")
-        self.statusBar().addWidget(self.model_status, 1)
+        # sources
+        self.sources_panel = SourcesPanel()
+        self.sources_panel.open_failed.connect(lambda m, d: show_error(self, m, d))
+        self.sources_panel.hide()
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.conversations)
+        self.splitter.addWidget(center)
+        self.splitter.addWidget(self.sources_panel)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([240, 640, 260])
+        self.splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(self.splitter)
+
+        self._build_status_bar()
+        self._build_menus()
+        self._restore_geometry()
+        self.conversations.refresh()
+        self.set_offline(bool(self.assistant.settings["network.offline"]))
         self.input.setFocus()
 
-    # -- model ---------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        self.model_status = QLabel("Model: not loaded yet")
+        self.model_status.setToolTip("The local model's state")
+        self.model_progress = QProgressBar()
+        self.model_progress.setRange(0, 0)  # llama.cpp gives no load progress: a busy bar
+        self.model_progress.setMaximumWidth(120)
+        self.model_progress.setMaximumHeight(14)
+        self.model_progress.setTextVisible(False)
+        self.model_progress.hide()
+        self.model_details = QToolButton()
+        self.model_details.setText("Details")
+        self.model_details.setAutoRaise(True)
+        self.model_details.setToolTip("Why the model could not be loaded")
+        self.model_details.clicked.connect(
+            lambda: show_error(self, self.model_status.text(), self._load_details))
+        self.model_details.hide()
+        self.offline_label = QLabel("Offline")
+        self.offline_label.setObjectName("offline")
+        self.offline_label.setToolTip("Offline mode: nothing is sent over the network")
+        bar = self.statusBar()
+        bar.addWidget(self.model_progress)
+        bar.addWidget(self.model_status, 1)
+        bar.addWidget(self.model_details)
+        bar.addPermanentWidget(self.offline_label)
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar().addMenu("&Hearth")
+        self.new_action = _action(self, "&New conversation", "Ctrl+N", self.new_conversation)
+        self.settings_action = _action(self, "&Settings…", "Ctrl+,",
+                                       self.settings_requested.emit)
+        self.quit_action = _action(self, "&Quit", "Ctrl+Q", self.quit_requested.emit)
+        menu.addAction(self.new_action)
+        menu.addSeparator()
+        menu.addAction(self.settings_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        view = self.menuBar().addMenu("&View")
+        self.sources_action = QAction("&Sources panel", self)
+        self.sources_action.setCheckable(True)
+        self.sources_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        self.sources_action.toggled.connect(self.sources_panel.setVisible)
+        view.addAction(self.sources_action)
+        for key, slot in ((Qt.Key.Key_Escape, self.escape), ("Ctrl+L", self.focus_input),
+                          ("Ctrl+F", self.focus_search)):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.activated.connect(slot)
+
+    # -- geometry ----------------------------------------------------------------
+
+    def _restore_geometry(self) -> None:
+        geometry = self.state.value("main/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        splitter = self.state.value("main/splitter")
+        if isinstance(splitter, QByteArray):
+            self.splitter.restoreState(splitter)
+
+    def save_geometry(self) -> None:
+        self.state.setValue("main/geometry", self.saveGeometry())
+        self.state.setValue("main/splitter", self.splitter.saveState())
+        self.state.sync()
+
+    # -- model -------------------------------------------------------------------
 
     def preload_model(self) -> None:
         """Load the local model in the background so the first answer is quick."""
-        self.model_status.setText("Model: loading…")
-        self._loader = call_in_background(lambda: self.assistant.local_provider().load())
-        self._loader.item.connect(
-            lambda loaded: self.model_status.setText(
-                f"Model: {loaded.name} · ready · context {loaded.n_ctx}"))
-        self._loader.failed.connect(
-            lambda message, _details: self.model_status.setText(f"Model: {message}"))
-        self._loader.start()
+        if self._closed:
+            return
+        self._set_model_state("loading", "Model: loading…")
+        assistant = self.assistant
+        self._loader = call_in_background(lambda: assistant.local_provider().load(), self)
+        self._loader.item.connect(self._on_model_loaded)
+        self._loader.failed.connect(self._on_model_failed)
+        self._workers.start(self._loader)
 
-    # -- asking --------------------------------------------------------------
+    def _on_model_loaded(self, loaded: object) -> None:
+        name, n_ctx = getattr(loaded, "name", "?"), getattr(loaded, "n_ctx", 0)
+        self._set_model_state("ready", f"Model: {name} · ready · context {n_ctx}")
+
+    def _on_model_failed(self, message: str, details: str) -> None:
+        self._load_details = details
+        self._set_model_state("error", f"Model: {message} {LOAD_HINT}")
+
+    def _set_model_state(self, state: str, text: str) -> None:
+        self.model_state = state
+        self.model_status.setText(text)
+        self.model_status.setToolTip(text)
+        self.model_progress.setVisible(state == "loading")
+        self.model_details.setVisible(state == "error" and bool(self._load_details))
+        self.model_state_changed.emit(state)
+
+    def set_offline(self, offline: bool) -> None:
+        self.offline_label.setVisible(offline)
+
+    # -- conversations -------------------------------------------------------------
+
+    def new_conversation(self) -> None:
+        if self.busy:
+            self.stop()
+        self.conversation_id = None
+        self._cancel_edit()
+        self.chat.clear()
+        self._set_sources(())
+        self.conversations.select(None)
+        self.setWindowTitle("Hearth")
+        self.focus_input()
+
+    def open_conversation(self, conversation_id: str) -> None:
+        """Show a stored conversation (also used by quick-ask's Continue)."""
+        if self.busy:
+            self.stop()
+            if self._worker is not None:
+                self._worker.wait(5_000)
+        try:
+            conv = self.assistant.store.get(conversation_id)
+            messages = self.assistant.store.messages(conv.id)
+        except (HearthError, OSError) as exc:
+            show_error(self, str(exc), repr(exc))
+            return
+        self._cancel_edit()
+        self.conversation_id = conv.id
+        self.chat.load(messages)
+        last = self.chat.last("assistant")
+        self._set_sources(last.info.sources if last and last.info else ())
+        self.conversations.refresh(conv.id)
+        self.conversations.select(conv.id)
+        self.setWindowTitle(f"{conv.title} — Hearth")
+
+    def _on_deleted(self, conversation_id: str) -> None:
+        if conversation_id == self.conversation_id:
+            self.new_conversation()
+
+    # -- asking --------------------------------------------------------------------
 
     @property
     def busy(self) -> bool:
@@ -116,81 +310,178 @@ class MainWindow(QMainWindow):
         question = self.input.toPlainText().strip()
         if not question or self.busy:
             return
+        if len(question) > MAX_QUESTION_CHARS:
+            # Refused here so a huge paste is never drawn into the view; the
+            # text stays in the input so nothing is lost.
+            self._notice(f"The question is {len(question):,} characters long; Hearth accepts "
+                         f"up to {MAX_QUESTION_CHARS:,}. Shorten it and send again.")
+            self.answer_failed.emit(self.input_notice.text())
+            return
+        if self._editing is not None:
+            if not self._drop_from(self._editing):
+                return
+            self._cancel_edit()
         self.input.clear()
-        self._append_html(
-            f"<p style='margin-top:12px'><b>You</b><br>{_para(question)}</p>"
-            "<p style='margin-top:8px'><b>Hearth</b><br>"
-        )
+        self.ask(question)
+
+    def ask(self, question: str, new_conversation: bool = False) -> None:
+        """Send `question` (in a new conversation if asked) and stream the answer."""
+        if self.busy or self._closed:
+            return
+        if new_conversation:
+            self.new_conversation()
+        self._notice("")
+        self.chat.add_user(question)
+        self.chat.start_answer()
+        self.chat.set_busy(True)
+        self._route = None
+        self._set_sources(())
         conversation = self.conversation_id
+        assistant = self.assistant
         self._worker = GeneratorWorker(
-            lambda cancel: self.assistant.ask(question, conversation, cancel=cancel))
+            lambda cancel: assistant.ask(question, conversation, cancel=cancel), self)
         self._worker.item.connect(self._on_event)
-        self._worker.failed.connect(lambda message, _d: self._show_error(message))
+        self._worker.failed.connect(self._on_failed)
         self._worker.done.connect(self._on_done)
         self.send_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        self._worker.start()
+        self._workers.start(self._worker)
 
     def stop(self) -> None:
         if self._worker is not None:
             self._worker.stop()
 
+    def escape(self) -> None:
+        if self.busy:
+            self.stop()
+        elif self._editing is not None:
+            self._cancel_edit()
+            self.input.clear()
+
+    def regenerate(self) -> None:
+        last_user = self.chat.last("user")
+        if last_user is None or self.busy:
+            return
+        if self._drop_from(last_user):
+            self.ask(last_user.text)
+
+    def edit_last(self, text: str) -> None:
+        if self.busy:
+            return
+        self._editing = self.chat.last("user")
+        self.input.setPlainText(text)
+        self._notice("Editing your last question: Enter sends it again in its place, "
+                     "Esc cancels.")
+        self.focus_input()
+
+    def _cancel_edit(self) -> None:
+        if self._editing is not None:
+            self._editing = None
+            self._notice("")
+
+    def _drop_from(self, widget: MessageWidget) -> bool:
+        """Remove a question and what followed, from the store and the view."""
+        if self.conversation_id and widget.message_id:
+            try:
+                self.assistant.store.delete_messages_from(self.conversation_id,
+                                                          widget.message_id)
+            except (HearthError, OSError) as exc:
+                show_error(self, str(exc), repr(exc))
+                return False
+        self.chat.remove_from(widget)
+        return True
+
     def _on_event(self, event: object) -> None:
         if isinstance(event, Started):
+            new = self.conversation_id != event.conversation_id
             self.conversation_id = event.conversation_id
+            user = self.chat.last("user")
+            if user is not None:
+                user.message_id = event.message_id
+            if new:
+                self.conversations.refresh(event.conversation_id)
+                self.conversations.select(event.conversation_id)
+        elif isinstance(event, Sources):
+            self._set_sources(event.sources)
         elif isinstance(event, Delta):
-            cursor = self.transcript.textCursor()
-            cursor.movePosition(QTextCursor.MoveOperation.End)
-            cursor.insertText(event.text)
-            self.transcript.setTextCursor(cursor)
-            self.transcript.ensureCursorVisible()
+            self.chat.append_delta(event.text)
+        elif isinstance(event, Route):
+            self._route = event
         elif isinstance(event, Finished):
-            self._append_html(f"<br><span style='color:#888;font-size:small'>"
-                              f"{html.escape(badge_text(event))}</span></p>")
+            info = AnswerInfo.from_finished(event, self._route, self._sources)
+            self.chat.finish_answer(info)
+            self.conversations.refresh(event.conversation_id)
             self.answer_finished.emit(event)
         elif isinstance(event, Error):
-            self._show_error(event.message)
+            info = None
+            if self._route is not None and self._route.attempts:
+                last = self._route.attempts[-1]
+                info = AnswerInfo(last.provider, last.model, status="error", route=self._route,
+                                  sources=self._sources, error=event.message)
+            self.chat.finish_answer(info, event.message, event.detail)
+            self.statusBar().showMessage(event.message, 10_000)
+            self.answer_failed.emit(event.message)
 
-    def _show_error(self, message: str) -> None:
-        self._append_html(f"<br><span style='color:#c0392b'>{html.escape(message)}</span></p>")
-        self.statusBar().showMessage(message, 10_000)
+    def _on_failed(self, message: str, details: str) -> None:
+        self.chat.finish_answer(None, message, details)
+        show_error(self, message, details)
         self.answer_failed.emit(message)
 
     def _on_done(self) -> None:
+        if self.chat.streaming:  # ended without Finished or Error: still say so
+            self.chat.finish_answer(None, "The answer ended unexpectedly.")
+        self.chat.set_busy(False)
         self.send_button.setEnabled(True)
         self.stop_button.setEnabled(False)
 
-    def _append_html(self, fragment: str) -> None:
-        cursor = self.transcript.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertHtml(fragment)
-        self.transcript.setTextCursor(cursor)
+    def _set_sources(self, sources: tuple[Source, ...]) -> None:
+        self._sources = tuple(sources)
+        self.sources_panel.set_sources(self._sources)
+        if self._sources:
+            self.sources_action.setChecked(True)
 
-    # -- shutting down -------------------------------------------------------
+    def show_details(self, info: AnswerInfo | None) -> None:
+        if info is None:
+            return
+        if info.sources:
+            self._set_sources(info.sources)
+        self._details = AnswerDetailsDialog(info, self)
+        self._details.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._details.show()
+
+    def _notice(self, text: str) -> None:
+        self.input_notice.setText(text)
+        self.input_notice.setVisible(bool(text))
+
+    def focus_input(self) -> None:
+        self.activateWindow()
+        self.input.setFocus()
+
+    def focus_search(self) -> None:
+        self.conversations.search.setFocus()
+        self.conversations.search.selectAll()
+
+    def show_and_raise(self) -> None:
+        self.show()
+        self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.raise_()
+        self.activateWindow()
+
+    # -- shutting down -------------------------------------------------------------
 
     def shutdown(self) -> None:
         """Stop background work and wait for it, then free the model."""
-        for worker in (self._worker, self._loader):
-            if worker is not None:
-                worker.stop()
-                worker.wait(15_000)
+        self._closed = True
+        self._workers.stop_all()
         self.assistant.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_geometry()
+        if self.hide_on_close():
+            event.ignore()
+            self.hide()
+            self.hidden_to_tray.emit()
+            return
         self.shutdown()
         super().closeEvent(event)
-
-
-def badge_text(event: Finished) -> str:
-    where = "Local" if event.provider == "local" else "Remote"
-    parts = [f"{where} · {event.model}"]
-    if event.timings.tokens_per_s:
-        parts.append(f"{event.timings.tokens_per_s:.0f} tok/s")
-    if event.finish_reason == "cancelled":
-        parts.append("stopped")
-    parts.extend(event.notes)
-    return " · ".join(parts)
-
-
-def _para(text: str) -> str:
-    return html.escape(text).replace("\n", "<br>")
+        self.closed.emit()

@@ -9,12 +9,22 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal
 
 from app.core.errors import HearthError
 from app.core.llm.provider import CancelToken
 
 log = logging.getLogger(__name__)
+
+
+class _Runner(QThread):
+    def __init__(self, worker: GeneratorWorker) -> None:
+        super().__init__()
+        self._worker = worker
+        self.setObjectName("hearth-worker")
+
+    def run(self) -> None:
+        self._worker._iterate()
 
 
 class GeneratorWorker(QObject):
@@ -23,22 +33,28 @@ class GeneratorWorker(QObject):
     `item` fires for each yielded value, `failed(message, details)` if it
     raises, and `done` always, last. `stop()` asks it to stop: the cancel
     token is set, and the core stops at its next check.
+
+    The worker object itself stays in the thread that created it (the GUI
+    thread); only `_Runner.run` executes in the background. Signals emitted
+    from there are therefore queued to the GUI thread for every receiver,
+    lambdas included (a lambda connected to an object that lives in another
+    thread would run in that thread).
     """
 
     item = Signal(object)
     failed = Signal(str, str)
     done = Signal()
 
-    def __init__(self, work: Callable[[CancelToken], Iterator[Any]]) -> None:
-        super().__init__()
+    def __init__(self, work: Callable[[CancelToken], Iterator[Any]],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self._work = work
         self.cancel = CancelToken()
-        self._thread = QThread()
-        self._thread.setObjectName("hearth-worker")
-        self.moveToThread(self._thread)
-        self._thread.started.connect(self._run)
+        self._thread = _Runner(self)
+        self._active = False
 
     def start(self) -> None:
+        self._active = True
         self._thread.start()
 
     def stop(self) -> None:
@@ -49,10 +65,14 @@ class GeneratorWorker(QObject):
 
     @property
     def running(self) -> bool:
-        return self._thread.isRunning()
+        """True from `start()` until the work has ended (`done` is on its way)."""
+        return self._active
 
-    @Slot()
-    def _run(self) -> None:
+    @property
+    def finished(self) -> bool:
+        return self._thread.isFinished()
+
+    def _iterate(self) -> None:
         try:
             for value in self._work(self.cancel):
                 self.item.emit(value)
@@ -60,16 +80,40 @@ class GeneratorWorker(QObject):
             self.failed.emit(str(exc), traceback.format_exc())
         except Exception as exc:
             log.exception("background work failed")
-            self.failed.emit(f"Something went wrong: {exc}", traceback.format_exc())
+            self.failed.emit(f"Something went wrong: {exc}.", traceback.format_exc())
         finally:
+            self._active = False
             self.done.emit()
-            self._thread.quit()
 
 
-def call_in_background(fn: Callable[[], Any]) -> GeneratorWorker:
+def call_in_background(fn: Callable[[], Any], parent: QObject | None = None) -> GeneratorWorker:
     """A worker for a single blocking call; its result arrives as one `item`."""
 
     def once(_cancel: CancelToken) -> Iterator[Any]:
         yield fn()
 
-    return GeneratorWorker(once)
+    return GeneratorWorker(once, parent)
+
+
+class WorkerSet:
+    """Keeps workers alive until their thread has ended (a QThread destroyed
+    while running aborts the process) and stops them all on shutdown."""
+
+    def __init__(self) -> None:
+        self._workers: list[GeneratorWorker] = []
+
+    def start(self, worker: GeneratorWorker) -> GeneratorWorker:
+        self._workers = [w for w in self._workers if not w.finished]
+        self._workers.append(worker)
+        worker.start()
+        return worker
+
+    def stop_all(self, timeout_ms: int = 15_000) -> bool:
+        for worker in self._workers:
+            worker.stop()
+        ok = all(worker.wait(timeout_ms) for worker in self._workers)
+        self._workers = [w for w in self._workers if not w.finished]
+        return ok
+
+    def __len__(self) -> int:
+        return sum(1 for w in self._workers if not w.finished)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from app.core.conversations import MIGRATIONS, ConversationNotFoundError, ConversationStore
+from app.core.errors import HearthError
 from app.paths import DataDirError
 
 
@@ -68,3 +69,18 @@ def test_a_file_that_is_not_a_database_is_refused_and_kept(tmp_path: Path) -> No
     with pytest.raises(DataDirError, match="not a Hearth conversation database"):
         ConversationStore(path)
     assert path.read_bytes() == b"my precious notes " * 100
+
+
+def test_delete_messages_from_drops_that_message_and_later_ones(store: ConversationStore) -> None:
+    conv = store.create("q")
+    other = store.create("other")
+    q1 = store.add_message(conv.id, "user", "first question")
+    store.add_message(conv.id, "assistant", "first answer")
+    q2 = store.add_message(conv.id, "user", "second question")
+    store.add_message(conv.id, "assistant", "second answer")
+    store.add_message(other.id, "user", "untouched")
+    assert store.delete_messages_from(conv.id, q2.id) == 2
+    assert [m.content for m in store.messages(conv.id)] == ["first question", "first answer"]
+    assert [m.content for m in store.messages(other.id)] == ["untouched"]
+    with pytest.raises(HearthError, match="No message has the id"):
+        store.delete_messages_from(other.id, q1.id)

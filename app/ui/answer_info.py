@@ -1,0 +1,114 @@
+"""What the window knows about one answer (from live events or from the
+conversation store) and the one-line badge that summarises it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.core.conversations import Message
+from app.core.events import Attempt, Finished, Route, Source, Timings, Usage
+
+LOCAL_PROVIDERS = frozenset({"local"})
+
+
+@dataclass
+class AnswerInfo:
+    provider: str
+    model: str
+    status: str = "complete"  # complete, cancelled, error, streaming
+    route: Route | None = None
+    usage: Usage | None = None
+    timings: Timings | None = None
+    sources: tuple[Source, ...] = ()
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    finish_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def local(self) -> bool:
+        return self.provider in LOCAL_PROVIDERS
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.timings.tokens_per_s if self.timings else None
+
+    @classmethod
+    def from_finished(cls, event: Finished, route: Route | None,
+                      sources: tuple[Source, ...] = ()) -> AnswerInfo:
+        return cls(
+            provider=event.provider, model=event.model,
+            status="cancelled" if event.finish_reason == "cancelled" else "complete",
+            route=route, usage=event.usage, timings=event.timings, sources=sources,
+            notes=event.notes, finish_reason=event.finish_reason,
+        )
+
+    @classmethod
+    def from_message(cls, msg: Message) -> AnswerInfo:
+        return cls(
+            provider=msg.provider or "local", model=msg.model or "unknown",
+            status=msg.status,
+            route=route_from_dict(msg.route),
+            usage=Usage(msg.prompt_tokens or 0, msg.completion_tokens or 0),
+            timings=Timings(ttft_s=msg.ttft_s, total_s=msg.total_s or 0.0,
+                            tokens_per_s=msg.tokens_per_s),
+            sources=sources_from_list(msg.sources),
+            error=msg.error,
+        )
+
+
+def route_from_dict(data: Any) -> Route | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        attempts = tuple(Attempt(**a) for a in data.get("attempts", ()))
+        return Route(str(data.get("policy", "")), attempts, str(data.get("summary", "")))
+    except TypeError:
+        return None
+
+
+def sources_from_list(data: Any) -> tuple[Source, ...]:
+    if not isinstance(data, list):
+        return ()
+    out = []
+    for item in data:
+        if isinstance(item, dict):
+            try:
+                out.append(Source(**item))
+            except TypeError:
+                continue
+    return tuple(out)
+
+
+def fallback_reason(route: Route | None) -> str | None:
+    """Why the router moved past its first choice, or None if it did not."""
+    if route is None or len(route.attempts) < 2:
+        return None
+    before = [a for a in route.attempts[:-1] if a.outcome != "answered"]
+    if not before:
+        return None
+    if route.summary:
+        return route.summary
+    first = before[0]
+    return f"{first.provider} {first.outcome}" + (f" ({first.reason})" if first.reason else "")
+
+
+def badge_text(info: AnswerInfo) -> str:
+    """E.g. `Local · SmolLM2 · 41 tok/s` or `Remote · gpt-4o-mini — local model timed out`."""
+    parts = [f"{'Local' if info.local else 'Remote'} · {info.model}"]
+    if not info.local:
+        parts[0] = f"Remote · {info.provider} · {info.model}" if info.provider != info.model \
+            else parts[0]
+    if info.tokens_per_s:
+        parts.append(f"{info.tokens_per_s:.0f} tok/s")
+    if info.sources:
+        parts.append(f"{len(info.sources)} source{'s' if len(info.sources) != 1 else ''}")
+    if info.status == "cancelled":
+        parts.append("stopped")
+    elif info.status == "error":
+        parts.append("failed")
+    parts.extend(info.notes)
+    text = " · ".join(parts)
+    reason = fallback_reason(info.route)
+    return f"{text} — {reason}" if reason else text

@@ -1,0 +1,361 @@
+"""The conversation view: one block per message, answers rendered as
+Markdown while they stream, with Copy / Regenerate / Edit and the badge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette, QResizeEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.conversations import Message
+from app.ui.answer_info import AnswerInfo, badge_text
+from app.ui.markdown import COPY_SCHEME, Colors, plain_html, render_markdown
+
+# Deltas are gathered and drawn at most this often, so a fast model cannot
+# flood the event loop with layout work.
+RENDER_INTERVAL_MS = 40
+# Questions longer than this are shown cut short (the full text is stored).
+MAX_SHOWN_QUESTION = 20_000
+
+
+def palette_colors(widget: QWidget) -> Colors:
+    pal = widget.palette()
+    dark = pal.color(QPalette.ColorRole.Window).lightness() < 128
+    return Colors(
+        code_bg="#2b2d31" if dark else "#f3f4f6",
+        code_border="#3c3f45" if dark else "#dcdfe4",
+        muted="#9aa0a6" if dark else "#6b7280",
+        link=pal.color(QPalette.ColorRole.Link).name(),
+    )
+
+
+class MessageBody(QTextBrowser):
+    """A text browser as tall as its content (the scroll area scrolls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setOpenLinks(False)
+        self.viewport().setAutoFillBackground(False)
+        self.setStyleSheet("QTextBrowser { background: transparent; }")
+        self.document().setDocumentMargin(2)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self, *_args: Any) -> None:
+        doc = self.document()
+        doc.setTextWidth(self.viewport().width())
+        height = int(doc.size().height()) + 2
+        if height != self.height():
+            self.setFixedHeight(height)
+
+    def sizeHint(self) -> QSize:
+        return QSize(400, self.height())
+
+
+class MessageWidget(QFrame):
+    """One message: who, the text, and its actions."""
+
+    def __init__(self, view: ChatView, role: str, message_id: str | None = None) -> None:
+        super().__init__()
+        self.view = view
+        self.role = role
+        self.message_id = message_id
+        self.text = ""
+        self.info: AnswerInfo | None = None
+        self.code_blocks: list[str] = []
+        self.setObjectName("userMessage" if role == "user" else "answerMessage")
+
+        self.header = QLabel("You" if role == "user" else "Hearth")
+        self.header.setObjectName("messageHeader")
+        font = self.header.font()
+        font.setBold(True)
+        self.header.setFont(font)
+        self.body = MessageBody()
+        self.body.anchorClicked.connect(self._on_anchor)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setObjectName("errorText")
+        self.error_label.hide()
+        self.details_button = QPushButton("Details…")
+        self.details_button.setFlat(True)
+        self.details_button.setToolTip("Show the technical details of this error")
+        self.details_button.hide()
+        self.details_button.clicked.connect(self._show_error_details)
+        self._error_details = ""
+
+        self.badge = QPushButton()
+        self.badge.setObjectName("badge")
+        self.badge.setFlat(True)
+        self.badge.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.badge.setToolTip("Which model answered, and how; click for the details")
+        self.badge.clicked.connect(lambda: self.view.details_requested.emit(self.info))
+        self.badge.hide()
+        self.copy_button = self._tool("Copy", "Copy this message")
+        self.copy_button.clicked.connect(self.copy)
+        self.regenerate_button = self._tool("Regenerate", "Answer the last question again")
+        self.regenerate_button.clicked.connect(self.view.regenerate_requested.emit)
+        self.edit_button = self._tool("Edit", "Edit the last question and send it again")
+        self.edit_button.clicked.connect(lambda: self.view.edit_requested.emit(self.text))
+        self.regenerate_button.hide()
+        self.edit_button.hide()
+
+        footer = QHBoxLayout()
+        footer.setContentsMargins(0, 0, 0, 0)
+        footer.setSpacing(4)
+        footer.addWidget(self.badge)
+        footer.addStretch(1)
+        footer.addWidget(self.copy_button)
+        footer.addWidget(self.regenerate_button)
+        footer.addWidget(self.edit_button)
+        error_row = QHBoxLayout()
+        error_row.addWidget(self.error_label, 1)
+        error_row.addWidget(self.details_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 6)
+        layout.setSpacing(2)
+        layout.addWidget(self.header)
+        layout.addWidget(self.body)
+        layout.addLayout(error_row)
+        layout.addLayout(footer)
+
+    def _tool(self, text: str, tip: str) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setAutoRaise(True)
+        return button
+
+    def set_text(self, text: str) -> None:
+        self.text = text
+        if self.role == "user":
+            shown = text if len(text) <= MAX_SHOWN_QUESTION else (
+                text[:MAX_SHOWN_QUESTION] + f"\n… ({len(text) - MAX_SHOWN_QUESTION:,} more "
+                "characters not shown)")
+            self.body.setHtml(plain_html(shown))
+            return
+        rendered = render_markdown(text, palette_colors(self))
+        self.code_blocks = rendered.code_blocks
+        self.body.setHtml(rendered.html)
+
+    def set_info(self, info: AnswerInfo) -> None:
+        self.info = info
+        self.badge.setText(badge_text(info))
+        self.badge.show()
+
+    def set_error(self, message: str, details: str = "") -> None:
+        self.error_label.setText(message)
+        self.error_label.show()
+        self._error_details = details
+        self.details_button.setVisible(bool(details))
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.text)
+        self.view.status_message.emit("Copied to the clipboard.")
+
+    def _show_error_details(self) -> None:
+        from app.ui.errors import show_error
+
+        show_error(self, self.error_label.text(), self._error_details)
+
+    def _on_anchor(self, url: QUrl) -> None:
+        if url.scheme() == COPY_SCHEME:
+            try:
+                code = self.code_blocks[int(url.path())]
+            except (ValueError, IndexError):
+                return
+            QGuiApplication.clipboard().setText(code)
+            self.view.status_message.emit("Code copied to the clipboard.")
+        elif url.scheme() in ("http", "https", "mailto", "file"):
+            QDesktopServices.openUrl(url)
+
+
+class ChatView(QScrollArea):
+    """The messages of one conversation, newest at the bottom."""
+
+    regenerate_requested = Signal()
+    edit_requested = Signal(str)
+    details_requested = Signal(object)  # AnswerInfo
+    status_message = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._inner = QWidget()
+        self._inner.setObjectName("chatInner")
+        self._layout = QVBoxLayout(self._inner)
+        self._layout.setContentsMargins(8, 8, 8, 8)
+        self._layout.setSpacing(6)
+        self._placeholder = QLabel(
+            "Ask anything. Answers come from the model on this computer.")
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setObjectName("placeholder")
+        self._layout.addWidget(self._placeholder, 1)
+        self._layout.addStretch(0)
+        self.setWidget(self._inner)
+        self.messages: list[MessageWidget] = []
+        self._pending = ""
+        self._streaming: MessageWidget | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(RENDER_INTERVAL_MS)
+        self._timer.timeout.connect(self._flush)
+        self._follow = True
+        self._busy = False
+        self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+
+    # -- content ---------------------------------------------------------------
+
+    def clear(self) -> None:
+        self._timer.stop()
+        self._streaming = None
+        self._pending = ""
+        for widget in self.messages:
+            self._layout.removeWidget(widget)
+            widget.deleteLater()
+        self.messages = []
+        self._placeholder.show()
+
+    def _add(self, widget: MessageWidget) -> MessageWidget:
+        self._placeholder.hide()
+        self._layout.insertWidget(self._layout.count() - 1, widget)
+        self.messages.append(widget)
+        self._follow = True
+        self._update_actions()
+        return widget
+
+    def add_user(self, text: str, message_id: str | None = None) -> MessageWidget:
+        widget = MessageWidget(self, "user", message_id)
+        widget.set_text(text)
+        return self._add(widget)
+
+    def add_answer(self, text: str = "", info: AnswerInfo | None = None) -> MessageWidget:
+        widget = MessageWidget(self, "assistant")
+        widget.set_text(text)
+        if info is not None:
+            widget.set_info(info)
+            if info.status == "error" and info.error:
+                widget.set_error(info.error)
+        return self._add(widget)
+
+    def load(self, messages: list[Message]) -> None:
+        self.clear()
+        for msg in messages:
+            if msg.role == "user":
+                self.add_user(msg.content, msg.id)
+            elif msg.role == "assistant":
+                self.add_answer(msg.content, AnswerInfo.from_message(msg))
+        self._update_actions()
+
+    def remove_from(self, widget: MessageWidget) -> None:
+        """Drop `widget` and everything after it (regenerate, edit)."""
+        index = self.messages.index(widget)
+        for w in self.messages[index:]:
+            self._layout.removeWidget(w)
+            w.deleteLater()
+        del self.messages[index:]
+        if not self.messages:
+            self._placeholder.show()
+        self._update_actions()
+
+    # -- streaming -------------------------------------------------------------
+
+    def start_answer(self) -> MessageWidget:
+        self._streaming = self.add_answer()
+        self._streaming.body.setHtml(
+            f"<p style='color:{palette_colors(self).muted}'>Thinking…</p>")
+        self._pending = ""
+        return self._streaming
+
+    def append_delta(self, text: str) -> None:
+        self._pending += text
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _flush(self) -> None:
+        if self._streaming is not None and self._pending:
+            self._streaming.set_text(self._streaming.text + self._pending)
+            self._pending = ""
+
+    def finish_answer(self, info: AnswerInfo | None, error: str | None = None,
+                      details: str = "") -> None:
+        self._timer.stop()
+        self._flush()
+        widget = self._streaming
+        self._streaming = None
+        if widget is None:
+            return
+        if not widget.text:
+            widget.body.setHtml("")
+        if info is not None:
+            widget.set_info(info)
+        if error:
+            widget.set_error(error, details)
+        self._update_actions()
+
+    @property
+    def streaming(self) -> bool:
+        return self._streaming is not None
+
+    # -- actions -----------------------------------------------------------------
+
+    def last(self, role: str) -> MessageWidget | None:
+        for widget in reversed(self.messages):
+            if widget.role == role:
+                return widget
+        return None
+
+    def set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        busy = self._busy
+        last_user, last_answer = self.last("user"), self.last("assistant")
+        for widget in self.messages:
+            widget.regenerate_button.setVisible(
+                widget is last_answer and not busy and last_user is not None)
+            widget.edit_button.setVisible(widget is last_user and not busy)
+
+    def transcript(self) -> str:
+        """All message text, for tests and copying a whole conversation."""
+        parts = []
+        for w in self.messages:
+            parts.append(w.body.toPlainText())
+            if w.badge.isVisible() or w.info is not None:
+                parts.append(w.badge.text())
+            if w.error_label.text():
+                parts.append(w.error_label.text())
+        return "\n".join(parts)
+
+    # -- scrolling -----------------------------------------------------------------
+
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._follow = value >= bar.maximum() - 24
+
+    def _on_range_changed(self, _low: int, high: int) -> None:
+        if self._follow:
+            self.verticalScrollBar().setValue(high)

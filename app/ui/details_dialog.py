@@ -1,0 +1,98 @@
+"""The answer's details, opened from its badge: route attempts, timings,
+tokens and the retrieved passages with their scores."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
+
+from app.ui.answer_info import AnswerInfo, badge_text, fallback_reason
+
+
+def _s(value: float | None, unit: str = " s") -> str:
+    return "—" if value is None else f"{value:.2f}{unit}"
+
+
+def details_html(info: AnswerInfo) -> str:
+    rows: list[tuple[str, str]] = [
+        ("Answered by", f"{info.provider} · {info.model}"),
+        ("Where", "on this computer" if info.local else "remote provider"),
+        ("Status", {"complete": "complete", "cancelled": "stopped",
+                    "error": "failed"}.get(info.status, info.status)),
+    ]
+    reason = fallback_reason(info.route)
+    if reason:
+        rows.append(("Fell back because", reason))
+    if info.error:
+        rows.append(("Error", info.error))
+    t = info.timings
+    if t is not None:
+        rows += [
+            ("Time to first token", _s(t.ttft_s)),
+            ("Total time", _s(t.total_s)),
+            ("Speed", _s(t.tokens_per_s, " tokens/s")),
+        ]
+        if t.load_s is not None:
+            rows.append(("Model load", _s(t.load_s)))
+    u = info.usage
+    if u is not None:
+        rows.append(("Tokens", f"{u.prompt_tokens} in · {u.completion_tokens} out · "
+                               f"{u.total_tokens} total"))
+        cost = getattr(u, "cost_usd", None)
+        if cost is not None:
+            rows.append(("Cost", f"${cost:.4f}"))
+    for note in info.notes:
+        rows.append(("Note", note))
+    out = [f"<h3>{html.escape(badge_text(info))}</h3><table cellpadding='3'>"]
+    out += [f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>"
+            for k, v in rows]
+    out.append("</table>")
+    if info.route is not None and info.route.attempts:
+        out.append(f"<h4>Route ({html.escape(info.route.policy)})</h4>")
+        if info.route.summary:
+            out.append(f"<p>{html.escape(info.route.summary)}</p>")
+        out.append("<table cellpadding='3' border='1' cellspacing='0'><tr><th>#</th>"
+                   "<th>Provider</th><th>Model</th><th>Outcome</th><th>Reason</th>"
+                   "<th>First token</th><th>Ended</th></tr>")
+        for i, a in enumerate(info.route.attempts, 1):
+            out.append(
+                f"<tr><td>{i}</td><td>{html.escape(a.provider)}</td>"
+                f"<td>{html.escape(a.model)}</td><td>{html.escape(a.outcome)}</td>"
+                f"<td>{html.escape(a.reason or '')}</td><td>{_s(a.first_token_s)}</td>"
+                f"<td>{_s(a.ended_s)}</td></tr>")
+        out.append("</table>")
+    if info.sources:
+        out.append("<h4>Retrieved passages</h4><table cellpadding='3' border='1' "
+                   "cellspacing='0'><tr><th>#</th><th>File</th><th>Where</th>"
+                   "<th>Score</th></tr>")
+        for src in info.sources:
+            score = "—" if src.score is None else f"{src.score:.3f}"
+            out.append(f"<tr><td>{src.number}</td><td>{html.escape(src.path)}</td>"
+                       f"<td>{html.escape(location(src))}</td><td>{score}</td></tr>")
+        out.append("</table>")
+    return "".join(out)
+
+
+def location(src: object) -> str:
+    page = getattr(src, "page", None)
+    start, end = getattr(src, "start_line", None), getattr(src, "end_line", None)
+    if page is not None:
+        return f"page {page}"
+    if start is not None:
+        return f"lines {start}–{end}" if end is not None and end != start else f"line {start}"
+    return ""
+
+
+class AnswerDetailsDialog(QDialog):
+    def __init__(self, info: AnswerInfo, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Answer details")
+        self.resize(620, 460)
+        self.view = QTextBrowser()
+        self.view.setHtml(details_html(info))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.view)
+        layout.addWidget(buttons)

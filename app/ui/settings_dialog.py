@@ -1,0 +1,280 @@
+"""The Settings dialog: one page per area, each field built from its
+declaration in `app.settings`, validated there, and written to settings.toml.
+
+Pages are `SettingsPage`s; another area (e.g. remote providers) is one more
+page passed to `SettingsDialog.add_page`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import HearthError
+from app.core.models.files import check_model_file
+from app.settings import Settings, SettingsError, Value, lookup
+
+SPECIAL_TEXT = {
+    "model.context_size": "The model's trained length",
+    "model.threads": "Automatic (one per core)",
+    "model.gpu_layers": "All (when the build supports it)",
+}
+LABELS = {
+    "model.path": "Model file",
+    "model.context_size": "Context size (tokens)",
+    "model.threads": "CPU threads",
+    "model.gpu_layers": "GPU layers",
+    "generation.max_tokens": "Longest answer (tokens)",
+    "generation.temperature": "Temperature",
+    "generation.system_prompt": "Instructions",
+    "network.offline": "Offline mode: send nothing over the network",
+    "ui.theme": "Colours",
+    "ui.close_to_tray": "Closing the window keeps Hearth in the system tray",
+    "ui.quick_ask_shortcut": "Quick-ask shortcut",
+}
+
+
+class ModelPathField(QWidget):
+    """A GGUF file chosen with a file dialog (empty = the bundled model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("Bundled model (SmolLM2-135M-Instruct)")
+        self.browse = QPushButton("Choose…")
+        self.browse.setToolTip("Choose a GGUF model file")
+        self.browse.clicked.connect(self._choose)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.browse)
+
+    def _choose(self) -> None:
+        start = str(Path(self.edit.text()).expanduser().parent) if self.edit.text() else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", start,
+                                              "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.edit.setText(path)
+
+
+def _field(key: str) -> QWidget:
+    s = lookup(key)
+    tip = f"{s.description} Allowed: {s.allowed()}."
+    widget: QWidget
+    if key == "model.path":
+        widget = ModelPathField()
+    elif key == "generation.system_prompt":
+        edit = QPlainTextEdit()
+        edit.setMaximumHeight(110)
+        widget = edit
+    elif s.choices:
+        combo = QComboBox()
+        for choice in s.choices:
+            combo.addItem(choice.capitalize(), choice)
+        widget = combo
+    elif s.type is bool:
+        widget = QCheckBox(LABELS.get(key, key))
+    elif s.type is int:
+        spin = QSpinBox()
+        spin.setRange(int(s.minimum or 0), int(s.maximum or 2**31 - 1))
+        if key in SPECIAL_TEXT:
+            spin.setSpecialValueText(SPECIAL_TEXT[key])
+        widget = spin
+    elif s.type is float:
+        dspin = QDoubleSpinBox()
+        dspin.setRange(float(s.minimum or 0.0), float(s.maximum or 1e9))
+        dspin.setSingleStep(0.05)
+        dspin.setDecimals(2)
+        widget = dspin
+    else:
+        widget = QLineEdit()
+    widget.setToolTip(tip)
+    widget.setObjectName(key)
+    return widget
+
+
+def _get(widget: QWidget) -> Any:
+    if isinstance(widget, ModelPathField):
+        return widget.edit.text().strip()
+    if isinstance(widget, QPlainTextEdit):
+        return widget.toPlainText()
+    if isinstance(widget, QComboBox):
+        return widget.currentData()
+    if isinstance(widget, QCheckBox):
+        return widget.isChecked()
+    if isinstance(widget, QSpinBox | QDoubleSpinBox):
+        return widget.value()
+    if isinstance(widget, QLineEdit):
+        return widget.text()
+    raise TypeError(type(widget))
+
+
+def _put(widget: QWidget, value: Any) -> None:
+    if isinstance(widget, ModelPathField):
+        widget.edit.setText(str(value))
+    elif isinstance(widget, QPlainTextEdit):
+        widget.setPlainText(str(value))
+    elif isinstance(widget, QComboBox):
+        widget.setCurrentIndex(max(0, widget.findData(value)))
+    elif isinstance(widget, QCheckBox):
+        widget.setChecked(bool(value))
+    elif isinstance(widget, QSpinBox):
+        widget.setValue(int(value))
+    elif isinstance(widget, QDoubleSpinBox):
+        widget.setValue(float(value))
+    elif isinstance(widget, QLineEdit):
+        widget.setText(str(value))
+
+
+class SettingsPage(QWidget):
+    """A page of settings fields; `check` adds rules beyond the declarations."""
+
+    def __init__(self, title: str, keys: Sequence[str], intro: str = "") -> None:
+        super().__init__()
+        self.title = title
+        self.fields: dict[str, QWidget] = {}
+        form = QFormLayout(self)
+        form.setContentsMargins(16, 16, 16, 16)
+        form.setSpacing(10)
+        if intro:
+            label = QLabel(intro)
+            label.setWordWrap(True)
+            form.addRow(label)
+        for key in keys:
+            widget = _field(key)
+            self.fields[key] = widget
+            if isinstance(widget, QCheckBox):
+                form.addRow(widget)
+            else:
+                form.addRow(LABELS.get(key, key), widget)
+
+    def load(self, settings: Settings) -> None:
+        for key, widget in self.fields.items():
+            _put(widget, settings[key])
+
+    def values(self) -> dict[str, Value]:
+        """Validated values; raises SettingsError naming the first bad one."""
+        out: dict[str, Value] = {}
+        for key, widget in self.fields.items():
+            out[key] = lookup(key).validate(_get(widget))
+        self.check(out)
+        return out
+
+    def check(self, values: dict[str, Value]) -> None:
+        """Extra checks for this page (raise SettingsError)."""
+
+
+class ModelPage(SettingsPage):
+    def __init__(self) -> None:
+        super().__init__("Model", ["model.path", "model.context_size", "model.threads",
+                                   "model.gpu_layers"],
+                         "The local model runs on this computer. A larger GGUF file gives "
+                         "better answers; it must fit in memory.")
+
+    def check(self, values: dict[str, Value]) -> None:
+        path = str(values["model.path"])
+        if path:
+            try:
+                check_model_file(Path(path).expanduser())
+            except HearthError as exc:
+                raise SettingsError(str(exc)) from exc
+
+
+def default_pages() -> list[SettingsPage]:
+    return [
+        ModelPage(),
+        SettingsPage("Answers", ["generation.max_tokens", "generation.temperature",
+                                 "generation.system_prompt"]),
+        SettingsPage("Privacy", ["network.offline"],
+                     "In offline mode Hearth refuses every network connection."),
+        SettingsPage("Desktop", ["ui.theme", "ui.close_to_tray", "ui.quick_ask_shortcut"],
+                     "On Wayland, bind `hearth --quick-ask` to a shortcut in your desktop's "
+                     "keyboard settings instead."),
+    ]
+
+
+class SettingsDialog(QDialog):
+    """Edits the settings; OK writes the changed ones and emits `applied`."""
+
+    applied = Signal(object)  # set of changed keys
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None,
+                 pages: Sequence[SettingsPage] | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("Hearth settings")
+        self.resize(560, 440)
+        self.tabs = QTabWidget()
+        self.pages: list[SettingsPage] = []
+        self.error = QLabel()
+        self.error.setObjectName("errorText")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+        for page in pages if pages is not None else default_pages():
+            self.add_page(page)
+
+    def add_page(self, page: SettingsPage) -> None:
+        page.load(self.settings)
+        self.pages.append(page)
+        self.tabs.addTab(page, page.title)
+
+    def field(self, key: str) -> QWidget:
+        for page in self.pages:
+            if key in page.fields:
+                return page.fields[key]
+        raise KeyError(key)
+
+    def save(self) -> bool:
+        """Validate every page, then write what changed. False (and an
+        explanation in the dialog) if anything was refused."""
+        changed: set[str] = set()
+        try:
+            values: dict[str, Value] = {}
+            for page in self.pages:
+                try:
+                    values.update(page.values())
+                except SettingsError:
+                    self.tabs.setCurrentWidget(page)
+                    raise
+            for key, value in values.items():
+                if self.settings[key] != value:
+                    self.settings.set(key, value)
+                    changed.add(key)
+        except SettingsError as exc:
+            self.error.setText(str(exc))
+            self.error.show()
+            if changed:
+                self.applied.emit(changed)
+            return False
+        self.error.hide()
+        self.applied.emit(changed)
+        self.accept()
+        return True

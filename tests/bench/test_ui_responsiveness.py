@@ -1,0 +1,105 @@
+"""GUI benchmarks: how long the event loop is blocked while an answer
+streams (lateness of a 10 ms timer), and cold start to the first window.
+Run with: python -m pytest tests/bench/test_ui_responsiveness.py -s"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+from PySide6.QtCore import QElapsedTimer, QTimer
+from pytestqt.qtbot import QtBot
+
+from app.core.assistant import Assistant
+from app.paths import Paths
+from app.settings import Settings
+from app.ui.main_window import MainWindow
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.bench
+
+TICK_MS = 10
+LATENESS_TARGET_MS = 30
+COLD_START_TARGET_S = 1.0
+
+
+def test_event_loop_lateness_while_an_answer_streams(qtbot: QtBot, settings: Settings,
+                                                     paths: Paths) -> None:
+    settings.override("generation.max_tokens", 300)
+    settings.override("generation.temperature", 0.8)
+    window = MainWindow(Assistant(settings, paths))
+    qtbot.addWidget(window)
+    window.show()
+    window.preload_model()
+    qtbot.waitUntil(lambda: window.model_state == "ready", timeout=30_000)
+
+    clock = QElapsedTimer()
+    lateness: list[float] = []
+    last = [0]
+
+    def tick() -> None:
+        now = clock.elapsed()
+        lateness.append(max(0, now - last[0] - TICK_MS))
+        last[0] = now
+
+    timer = QTimer()
+    timer.setTimerType(timer.timerType().PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(tick)
+    window.input.setPlainText("Write a long essay about lighthouses, with a heading, a list "
+                              "and a short code example.")
+    clock.start()
+    timer.start()
+    with qtbot.waitSignal(window.answer_finished, timeout=120_000) as done:
+        window.send()
+    timer.stop()
+    window.shutdown()
+    finished = done.args[0]
+    streamed_s = clock.elapsed() / 1000
+    lateness.sort()
+    p99 = lateness[int(len(lateness) * 0.99) - 1]
+    print(f"\nevent loop while streaming {finished.usage.completion_tokens} tokens "
+          f"over {streamed_s:.1f} s ({len(lateness)} ticks): max lateness {lateness[-1]:.0f} ms, "
+          f"p99 {p99:.0f} ms, median {statistics.median(lateness):.0f} ms "
+          f"(target max <= {LATENESS_TARGET_MS} ms)")
+    assert finished.usage.completion_tokens > 50
+    assert lateness[-1] <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
+
+
+CHILD = """
+import sys
+from PySide6.QtCore import QTimer
+import app.ui.app as ui
+
+start = ui.HearthApp.start
+
+def instrumented(self):
+    start(self)
+    QTimer.singleShot(0, lambda: (print("shown", flush=True), self.quit()))
+
+ui.HearthApp.start = instrumented
+sys.exit(ui.run())
+"""
+
+
+def test_cold_start_to_first_window() -> None:
+    env = dict(os.environ)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", CHILD], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        runs.append(time.perf_counter() - started)
+        proc.communicate(timeout=60)
+        assert line.strip() == "shown" and proc.returncode == 0
+    print(f"\ncold start to first window shown (process start included): "
+          f"best {min(runs):.2f} s, median {statistics.median(runs):.2f} s "
+          f"(target <= {COLD_START_TARGET_S} s)")
+    assert min(runs) <= COLD_START_TARGET_S * 2

@@ -1,0 +1,42 @@
+"""Fixtures for the window tests: real core, real model, real SQLite store,
+each under the test's own HEARTH_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from app.core.assistant import Assistant
+from app.paths import Paths
+from app.settings import Settings
+from app.ui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot: QtBot, settings: Settings, paths: Paths) -> Iterator[MainWindow]:
+    settings.override("generation.max_tokens", 16)
+    settings.override("generation.temperature", 0.0)
+    w = MainWindow(Assistant(settings, paths))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.shutdown()
+
+
+@pytest.fixture
+def hearth(qtbot: QtBot, settings: Settings, paths: Paths) -> Iterator[object]:
+    from app.ui.app import HearthApp
+
+    settings.override("generation.max_tokens", 16)
+    settings.override("generation.temperature", 0.0)
+    settings.override("ui.quick_ask_shortcut", "")
+    h = HearthApp(settings, paths)
+    yield h
+    # Not registered with qtbot.addWidget: pytest-qt would delete the widgets
+    # before this teardown, under the workers quit() has to stop first.
+    h.quit()
+    for widget in (h.window, h.quick):
+        widget.close()
+        widget.deleteLater()
