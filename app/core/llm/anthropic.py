@@ -63,13 +63,14 @@ class AnthropicProvider:
     def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]:
         import anthropic
 
-        # The Messages API takes the instructions apart from the turns.
+        # The Messages API takes the instructions apart from the turns; this
+        # SDK version takes no sampling temperature, so the model's default applies.
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         turns = [{"role": m.role, "content": m.content}
                  for m in request.messages if m.role != "system"]
         args: dict[str, Any] = {
             "model": self.config.model, "messages": turns, "stream": True,
-            "max_tokens": request.max_tokens, "temperature": min(request.temperature, 1.0),
+            "max_tokens": request.max_tokens,
         }
         if system:
             args["system"] = system

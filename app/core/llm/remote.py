@@ -96,7 +96,8 @@ def to_remote_error(provider: str, exc: BaseException, sdk: Any) -> RemoteError:
     if isinstance(exc, sdk.APIConnectionError | httpx2.TransportError):
         return RemoteError(f"The connection to {provider} failed.", reason="network_error",
                            detail="connection failed", retryable=True)
-    log.warning("%s sent a response Hearth could not read: %s", provider, type(exc).__name__)
+    log.warning("%s sent a response Hearth could not read: %s: %s", provider,
+                type(exc).__name__, str(exc)[:200])
     return RemoteError(f"{provider} sent a response Hearth could not read.",
                        reason="bad_response", detail="malformed response")
 

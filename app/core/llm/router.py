@@ -189,7 +189,8 @@ class _Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.end is not None and self.error is None and self.reason is None
+        return (self.end is not None and self.error is None and self.reason is None
+                and self.end.finish_reason != "cancelled")
 
 
 @dataclass
