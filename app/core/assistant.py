@@ -30,7 +30,7 @@ from app.core.events import (
 )
 from app.core.llm.local import LocalModelConfig, LocalProvider
 from app.core.llm.provider import CancelToken, ChatMessage, TextDelta
-from app.core.llm.registry import ProviderConfig, capabilities_for, load_prices, load_providers
+from app.core.llm.registry import capabilities_for, load_prices, load_providers
 from app.core.llm.router import (
     Answered,
     CircuitBreaker,
@@ -76,7 +76,7 @@ class Assistant:
         self.paths = paths
         self._store = store
         self._providers: dict[LocalModelConfig, LocalProvider] = {}
-        self._remotes: dict[tuple[ProviderConfig, str | None], RemoteProvider] = {}
+        self._remotes: dict[tuple[str, str | None], RemoteProvider] = {}
         self._lock = threading.Lock()
         # Kept for the life of the process, so a failing provider stays skipped
         # across questions until its cooldown ends.
@@ -120,12 +120,12 @@ class Assistant:
         with self._lock:
             for config in configs:
                 key = secrets.get_key(config.name)
-                provider = self._remotes.get((config, key))
+                provider = self._remotes.get((repr(config), key))
                 if provider is None:
                     kind = AnthropicProvider if config.kind == "anthropic" else (
                         OpenAICompatProvider)
                     provider = kind(config, key, capabilities_for(config, prices))
-                    self._remotes[(config, key)] = provider
+                    self._remotes[(repr(config), key)] = provider
                 out.append(provider)
         return out
 
