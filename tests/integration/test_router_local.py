@@ -55,7 +55,7 @@ def test_first_token_timeout_stops_the_local_model_and_falls_back(
     assert (local.provider, local.outcome, local.reason) == ("local", "failed", "ttft_timeout")
     assert answered.route.summary == "answered by faulty/fault-model — " \
                                      "local model timed out after 0.2 s"
-    assert [i for i in items if isinstance(i, Switched)][0].abandoned == ""
+    assert next(i for i in items if isinstance(i, Switched)).abandoned == ""
     # The remote request went out straight after the deadline (the benchmark
     # measures this properly; here only a generous bound).
     assert answered.trigger_at is not None
@@ -88,7 +88,7 @@ def test_a_local_stall_abandons_the_partial_text_for_the_remote_answer(
     assert isinstance(answered, Answered)
     local = answered.route.attempts[0]
     assert (local.outcome, local.reason) == ("abandoned", "stalled")
-    switched = [i for i in items if isinstance(i, Switched)][0]
+    switched = next(i for i in items if isinstance(i, Switched))
     assert switched.abandoned  # the local text streamed before the stall
     after = items[items.index(switched) + 1:]
     assert "".join(i.text for i in after if isinstance(i, TextDelta)) == "".join(ANSWER)
@@ -99,7 +99,8 @@ SEEDED = {
     "openai_key": "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
     "aws_access_key": "AKIAIOSFODNN7EXAMPLE",
     "github_token": "ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R",
-    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "jwt": ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
     "url_password": "hunter2-Pa55",
 }
 PRIVATE_KEY = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
