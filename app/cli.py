@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from app import __version__
+from app import __version__, cli_providers
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_DISPLAY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--seed", type=int, metavar="N", help="random seed for repeatable answers")
     ask.add_argument("--gui", action="store_true",
                      help="ask in the Hearth window (the running one, if there is one)")
+    ask.add_argument("--route", metavar="POLICY|PROVIDER",
+                     help="auto, local-only, remote-first, or one provider's name, "
+                          "for this question only")
+    ask.add_argument("--deep", action="store_true",
+                     help="send this question to the heavy remote model")
 
     doctor = sub.add_parser("doctor", help="check the installation")
     doctor.add_argument("--json", action="store_true")
@@ -67,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("conversations", help="list stored conversations")
     conv.add_argument("--json", action="store_true")
     conv.add_argument("--search", metavar="TEXT", help="only those whose title or text matches")
+    cli_providers.add_parsers(sub)
     return p
 
 
@@ -106,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.quick_ask:
             return fail("--quick-ask is used on its own: hearth --quick-ask", EXIT_USAGE)
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
-                   "conversations": cmd_conversations}[args.command]
+                   "conversations": cmd_conversations, **cli_providers.HANDLERS}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -127,7 +133,7 @@ def _load_settings() -> Any:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from app.core.assistant import AskOptions, Assistant
-    from app.core.events import Delta, Error, Finished, Route, Started, to_dict
+    from app.core.events import Delta, Error, Fallback, Finished, Route, Started, to_dict
     from app.core.llm.provider import CancelToken
     from app.paths import get_paths
 
@@ -146,7 +152,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.max_tokens is not None and args.max_tokens < 1:
         return fail("--max-tokens must be 1 or more.", EXIT_USAGE)
     options = AskOptions(model_path=args.model, max_tokens=args.max_tokens,
-                         temperature=args.temperature, seed=args.seed, offline=args.offline)
+                         temperature=args.temperature, seed=args.seed, offline=args.offline,
+                         route=args.route, deep=args.deep)
     assistant = Assistant(settings, get_paths())
     cancel = CancelToken()
     previous = signal.getsignal(signal.SIGINT)
@@ -168,6 +175,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
                     sys.stdout.flush()
             elif isinstance(event, Started):
                 started = event
+            elif isinstance(event, Fallback):
+                if not args.json:
+                    # Text already printed cannot be taken back: mark where it ends.
+                    if event.abandoned:
+                        sys.stdout.write("\n")
+                        sys.stdout.flush()
+                    print(f"— {event.detail}; continuing with {event.provider}/{event.model}",
+                          file=sys.stderr)
             elif isinstance(event, Route):
                 route = event
             elif isinstance(event, Finished):
@@ -201,7 +216,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         else:
             tps = f" · {t.tokens_per_s:.1f} tok/s" if t.tokens_per_s else ""
             note = "".join(f" · {n}" for n in finished.notes)
-            print(f"— answered by {finished.provider}/{finished.model}{tps} · conversation "
+            summary = route.summary if route else (
+                f"answered by {finished.provider}/{finished.model}")
+            print(f"— {summary}{tps} · conversation "
                   f"{finished.conversation_id[:8]}{note}", file=sys.stderr)
         if finished.finish_reason == "cancelled":
             return EXIT_INTERRUPTED
@@ -211,6 +228,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(json.dumps({"error": error.message, "reason": error.reason,
                               "conversation_id": error.conversation_id,
                               "partial": error.partial,
+                              "route": to_dict(route) if route else None,
                               "provider": started.provider if started else None,
                               "model": started.model if started else None},
                              ensure_ascii=False, indent=2))

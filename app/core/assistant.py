@@ -13,22 +13,34 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from app.core import offline
+from app.core import offline, secrets
 from app.core.conversations import ConversationStore
-from app.core.errors import ContextOverflowError, HearthError
+from app.core.errors import HearthError
 from app.core.events import (
     Attempt,
     Delta,
     Error,
     Event,
+    Fallback,
     Finished,
     Route,
     Started,
     Timings,
     Usage,
 )
-from app.core.llm.local import MIN_ANSWER_TOKENS, LocalModelConfig, LocalProvider
-from app.core.llm.provider import CancelToken, ChatMessage, ChatRequest, StreamEnd, TextDelta
+from app.core.llm.local import LocalModelConfig, LocalProvider
+from app.core.llm.provider import CancelToken, ChatMessage, TextDelta
+from app.core.llm.registry import capabilities_for, load_prices, load_providers
+from app.core.llm.router import (
+    Answered,
+    CircuitBreaker,
+    GenParams,
+    RemoteProvider,
+    Router,
+    RoutingConfig,
+    RoutingError,
+    Switched,
+)
 from app.core.models.files import resolve_model_path
 from app.core.prompting import PromptPlan
 from app.paths import Paths
@@ -49,6 +61,11 @@ class AskOptions:
     seed: int | None = None
     offline: bool = False
     system_prompt: str | None = None
+    # A routing policy (auto, local-only, remote-first) or a provider's name
+    # for this question only; None means the routing.policy setting.
+    route: str | None = None
+    # Ask for the heavy remote model (a routing rule), whatever the prompt's size.
+    deep: bool = False
 
 
 class Assistant:
@@ -59,7 +76,12 @@ class Assistant:
         self.paths = paths
         self._store = store
         self._providers: dict[LocalModelConfig, LocalProvider] = {}
+        self._remotes: dict[tuple[str, str | None], RemoteProvider] = {}
         self._lock = threading.Lock()
+        # Kept for the life of the process, so a failing provider stays skipped
+        # across questions until its cooldown ends.
+        self._breaker = CircuitBreaker(settings["routing.breaker_failures"],
+                                       settings["routing.breaker_cooldown_s"])
 
     @property
     def store(self) -> ConversationStore:
@@ -92,11 +114,40 @@ class Assistant:
                 provider = self._providers[config] = LocalProvider(config)
             return provider
 
+    def remote_providers(self) -> list[RemoteProvider]:
+        """The configured remote chain, in order (clients kept warm between questions)."""
+        from app.core.llm.anthropic import AnthropicProvider
+        from app.core.llm.openai_compat import OpenAICompatProvider
+
+        configs = load_providers(self.paths)
+        prices = load_prices(self.paths) if configs else {}
+        out: list[RemoteProvider] = []
+        with self._lock:
+            for config in configs:
+                key = secrets.get_key(config.name)
+                provider = self._remotes.get((repr(config), key))
+                if provider is None:
+                    kind = AnthropicProvider if config.kind == "anthropic" else (
+                        OpenAICompatProvider)
+                    provider = kind(config, key, capabilities_for(config, prices))
+                    self._remotes[(repr(config), key)] = provider
+                out.append(provider)
+        return out
+
+    def router(self, opts: AskOptions | None = None) -> Router:
+        opts = opts or AskOptions()
+        remotes = [] if offline.is_enabled() else self.remote_providers()
+        return Router(lambda: self.local_provider(opts.model_path), remotes,
+                      RoutingConfig.from_settings(self.settings), self._breaker)
+
     def close(self) -> None:
         with self._lock:
             providers, self._providers = list(self._providers.values()), {}
+            remotes, self._remotes = list(self._remotes.values()), {}
         for provider in providers:
             provider.close()
+        for remote in remotes:
+            remote.close()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -122,7 +173,11 @@ class Assistant:
                 "invalid_request",
             )
             return
-        if opts.offline or self.settings["network.offline"]:
+        # Offline mode and the local-only policy are one switch: nothing
+        # leaves the machine, enforced for the whole process by `offline`.
+        policy = opts.route or self.settings["routing.policy"]
+        if opts.offline or self.settings["network.offline"] or policy in ("local-only",
+                                                                          "local"):
             offline.enable()
         try:
             store = self.store
@@ -149,114 +204,87 @@ class Assistant:
         started = time.perf_counter()
         text: list[str] = []
         provider_name, model_name = "local", "unknown"
-        first_token: float | None = None
+        route: Route | None = None
         try:
-            provider = self.local_provider(opts.model_path)
-            provider_name, model_name = provider.name, provider.model
+            router = self.router(opts)
+            provider_name, model_name = router.first_choice(opts.route, opts.deep)
+            if provider_name == "local":
+                model_name = self._local_name(opts.model_path)
             yield Started(conv_id, user_msg_id, provider_name, model_name)
-            load_started = time.perf_counter()
-            already = provider.loaded is not None
-            loaded = provider.load()
-            load_s = None if already else time.perf_counter() - load_started
-            model_name = loaded.name
             system = opts.system_prompt if opts.system_prompt is not None else (
                 s["generation.system_prompt"])
             plan = PromptPlan(system, tuple(history), question)
-            plan, dropped = self._fit(provider, plan, loaded.n_ctx)
-            request = ChatRequest(
-                messages=plan.render(),
+            params = GenParams(
                 max_tokens=opts.max_tokens or s["generation.max_tokens"],
                 temperature=(opts.temperature if opts.temperature is not None
                              else s["generation.temperature"]),
                 top_p=s["generation.top_p"],
                 seed=opts.seed,
             )
-            gen_started = time.perf_counter()
-            last_token = gen_started
-            end: StreamEnd | None = None
-            for item in provider.stream(request, cancel):
+            answered: Answered | None = None
+            for item in router.run(plan, params, cancel, opts.route, opts.deep):
                 if isinstance(item, TextDelta):
-                    now = time.perf_counter()
-                    if first_token is None:
-                        first_token = now
-                    last_token = now
                     text.append(item.text)
                     yield Delta(item.text)
+                elif isinstance(item, Switched):
+                    text.clear()
+                    yield Fallback(item.failed.provider, item.provider, item.model,
+                                   item.failed.reason or "", item.failed.detail, item.abandoned)
                 else:
-                    end = item
-            assert end is not None
+                    answered = item
+            assert answered is not None
+        except RoutingError as exc:
+            yield from self._fail(conv_id, started, exc.partial or "".join(text), exc, exc.route)
+            return
         except HearthError as exc:
-            yield from self._fail(conv_id, provider_name, model_name, started, first_token,
-                                  text, exc)
+            yield from self._fail(conv_id, started, "".join(text), exc, None,
+                                  provider_name, model_name)
             return
         except Exception as exc:  # never let an unexpected failure vanish
             log.exception("answer failed")
             err = HearthError(f"Something went wrong while answering: {exc}.", reason="internal")
-            yield from self._fail(conv_id, provider_name, model_name, started, first_token,
-                                  text, err)
+            yield from self._fail(conv_id, started, "".join(text), err, route,
+                                  provider_name, model_name)
             return
         ended = time.perf_counter()
         answer = "".join(text)
-        tps = None
-        if first_token is not None and end.completion_tokens > 1 and last_token > first_token:
-            tps = (end.completion_tokens - 1) / (last_token - first_token)
-        timings = Timings(
-            ttft_s=(first_token - gen_started) if first_token is not None else None,
-            total_s=ended - started,
-            tokens_per_s=tps,
-            load_s=load_s,
-        )
+        end = answered.end
+        timings = Timings(ttft_s=answered.ttft_s, total_s=ended - started,
+                          tokens_per_s=answered.tokens_per_s, load_s=answered.load_s)
         usage = Usage(end.prompt_tokens, end.completion_tokens)
-        notes = list(end.notes)
-        if dropped:
-            notes.append(f"{dropped} earlier messages left out to fit the context window")
+        route = answered.route
         outcome = "cancelled" if end.finish_reason == "cancelled" else "answered"
-        attempt = Attempt(provider_name, model_name, 0.0,
-                          None if first_token is None else first_token - started,
-                          ended - started, outcome)
-        route = Route("local", (attempt,), f"answered by {provider_name}/{model_name}")
         yield route
         self.store.add_message(
             conv_id, "assistant", answer,
             status="complete" if outcome == "answered" else "cancelled",
-            model=model_name, provider=provider_name,
+            model=answered.model, provider=answered.provider,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             ttft_s=timings.ttft_s, tokens_per_s=timings.tokens_per_s, total_s=timings.total_s,
             route=asdict(route),
         )
-        yield Finished(conv_id, user_msg_id, answer, provider_name, model_name, usage, timings,
-                       end.finish_reason, tuple(notes))
+        yield Finished(conv_id, user_msg_id, answer, answered.provider, answered.model, usage,
+                       timings, end.finish_reason, answered.notes)
 
-    def _fit(
-        self, provider: LocalProvider, plan: PromptPlan, n_ctx: int
-    ) -> tuple[PromptPlan, int]:
-        """Drop the oldest turns until the prompt leaves room for an answer."""
-        dropped = 0
-        history = plan.history
-        while True:
-            fitted = plan.without_history(dropped)
-            tokens = provider.count_tokens(fitted.render())
-            if tokens + MIN_ANSWER_TOKENS <= n_ctx:
-                return fitted, dropped
-            if dropped >= len(history):
-                raise ContextOverflowError(
-                    f"The question is about {tokens:,} tokens but the local model's context "
-                    f"holds {n_ctx:,} (with room for an answer); shorten it or raise "
-                    "model.context_size.",
-                    prompt_tokens=tokens, context_size=n_ctx,
-                )
-            dropped = min(len(history), dropped + 2)
+    def _local_name(self, model_path: str | None) -> str:
+        try:
+            return self.local_config(model_path).path.stem
+        except HearthError:
+            return "unknown"
 
     def _fail(
-        self, conv_id: str, provider: str, model: str, started: float,
-        first_token: float | None, text: list[str], exc: HearthError,
+        self, conv_id: str, started: float, partial: str, exc: HearthError,
+        route: Route | None, provider: str = "local", model: str = "unknown",
     ) -> Iterator[Event]:
-        partial = "".join(text)
         ended = time.perf_counter()
-        attempt = Attempt(provider, model, 0.0,
-                          None if first_token is None else first_token - started,
-                          ended - started, "failed", exc.reason)
-        route = Route("local", (attempt,), f"{provider}/{model} failed: {exc}")
+        if route is None:
+            attempt = Attempt(provider, model, 0.0, None, ended - started, "failed",
+                              exc.reason, str(exc))
+            route = Route("local", (attempt,), f"{provider}/{model} failed: {exc}")
+        answered_by = next((a for a in reversed(route.attempts)
+                            if a.outcome not in ("skipped", "retried")), None)
+        if answered_by is not None:
+            provider, model = answered_by.provider, answered_by.model
         yield route
         try:
             self.store.add_message(conv_id, "assistant", partial, status="error",
@@ -267,5 +295,3 @@ class Assistant:
         detail = repr(exc.__cause__) if exc.__cause__ else ""
         yield Error(str(exc), exc.reason, detail=detail, conversation_id=conv_id,
                     partial=partial)
-
-

@@ -1,9 +1,9 @@
 """The typed events `Assistant.ask` emits, in order:
-Started · Sources? · Delta… · Route? · Finished | Error."""
+Started · Sources? · (Delta | Fallback)… · Route? · Finished | Error."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -66,8 +66,13 @@ class Attempt:
     started_s: float
     first_token_s: float | None
     ended_s: float
-    outcome: str  # "answered", "failed", "cancelled", "abandoned"
+    outcome: str  # "answered", "failed", "cancelled", "abandoned", "retried", "skipped"
     reason: str | None = None
+    # One phrase for people, e.g. "local model timed out after 20 s".
+    detail: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,25 @@ class Route:
     policy: str
     attempts: tuple[Attempt, ...]
     summary: str
+    # What the privacy gate took out before a remote request: counts by kind
+    # of secret (never the secret itself), and reference chunks from
+    # local-only folders.
+    redactions: dict[str, int] = field(default_factory=dict)
+    local_only_dropped: int = 0
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """The answer moves to another provider. Text streamed so far by the
+    failed attempt (`abandoned`) is dropped; the new answer replaces it."""
+
+    from_provider: str
+    provider: str
+    model: str
+    reason: str
+    detail: str
+    abandoned: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,7 +128,7 @@ class Error:
     partial: str = ""
 
 
-Event = Started | Sources | Delta | Route | Finished | Error
+Event = Started | Sources | Delta | Fallback | Route | Finished | Error
 
 
 def to_dict(event: Any) -> dict[str, Any]:
@@ -114,6 +138,6 @@ def to_dict(event: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "Attempt", "Delta", "Error", "Event", "Finished", "Route", "Source", "Sources",
+    "Attempt", "Delta", "Error", "Event", "Fallback", "Finished", "Route", "Source", "Sources",
     "Started", "Timings", "Usage", "to_dict",
 ]

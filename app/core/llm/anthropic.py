@@ -1,0 +1,113 @@
+"""A remote provider for Anthropic's Messages API, streaming through the
+official `anthropic` SDK with its own retries off: the router retries."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from app.core.llm.provider import (
+    CancelToken,
+    Capabilities,
+    ChatRequest,
+    StreamEnd,
+    StreamItem,
+    TextDelta,
+)
+from app.core.llm.registry import ProviderConfig
+from app.core.llm.remote import CONNECT_TIMEOUT_S, to_remote_error
+
+
+class AnthropicProvider:
+    def __init__(self, config: ProviderConfig, api_key: str | None,
+                 capabilities: Capabilities) -> None:
+        self.config = config
+        self._key = api_key
+        self._caps = capabilities
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import anthropic
+                import httpx2
+
+                self._client = anthropic.Anthropic(
+                    api_key=self._key or "no-key",
+                    base_url=self.config.base_url,
+                    max_retries=0,
+                    timeout=httpx2.Timeout(self.config.timeout_s, connect=CONNECT_TIMEOUT_S),
+                    default_headers=self.config.headers or None,
+                )
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]:
+        import anthropic
+
+        # The Messages API takes the instructions apart from the turns; this
+        # SDK version takes no sampling temperature, so the model's default applies.
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        turns = [{"role": m.role, "content": m.content}
+                 for m in request.messages if m.role != "system"]
+        args: dict[str, Any] = {
+            "model": self.config.model, "messages": turns, "stream": True,
+            "max_tokens": request.max_tokens,
+        }
+        if system:
+            args["system"] = system
+        if request.stop:
+            args["stop_sequences"] = list(request.stop)
+        if cancel.cancelled:
+            yield StreamEnd("cancelled", 0, 0, self.model)
+            return
+        try:
+            stream = self.client().messages.create(**args)
+        except Exception as exc:
+            if cancel.cancelled:
+                yield StreamEnd("cancelled", 0, 0, self.model)
+                return
+            raise to_remote_error(self.name, exc, anthropic) from exc
+        cancel.on_cancel(stream.close)
+        finish, prompt_tokens, completion_tokens, model = "length", 0, 0, self.model
+        try:
+            for event in stream:
+                if cancel.cancelled:
+                    break
+                kind = event.type
+                if kind == "message_start":
+                    model = event.message.model or model
+                    prompt_tokens = event.message.usage.input_tokens or 0
+                elif kind == "content_block_delta" and event.delta.type == "text_delta":
+                    if event.delta.text:
+                        yield TextDelta(event.delta.text)
+                elif kind == "message_delta":
+                    completion_tokens = event.usage.output_tokens or completion_tokens
+                    if event.delta.stop_reason in ("end_turn", "stop_sequence"):
+                        finish = "stop"
+        except Exception as exc:
+            if not cancel.cancelled:
+                raise to_remote_error(self.name, exc, anthropic) from exc
+        finally:
+            stream.close()
+        if cancel.cancelled:
+            finish = "cancelled"
+        yield StreamEnd(finish, prompt_tokens, completion_tokens, model)

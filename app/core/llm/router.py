@@ -1,0 +1,661 @@
+"""The router: decides who answers (the policy), runs each attempt under a
+first-token and a stall deadline, falls back from the local model to the remote
+chain with the reason recorded, retries remote failures with jittered backoff,
+and skips a provider that keeps failing (circuit breaker).
+
+Every attempt is consumed on its own thread through a queue, so a deadline
+fires even while llama.cpp or a socket read is busy; on a fallback the failed
+attempt is cancelled (the local computation really stops) and the next request
+starts straight away.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app.core import offline
+from app.core.errors import ContextOverflowError, HearthError
+from app.core.events import Attempt, Route
+from app.core.llm.local import MIN_ANSWER_TOKENS, LocalProvider
+from app.core.llm.provider import (
+    CancelToken,
+    Capabilities,
+    ChatRequest,
+    StreamEnd,
+    StreamItem,
+    TextDelta,
+)
+from app.core.llm.registry import ProviderConfig, cost_usd
+from app.core.llm.remote import RemoteError, estimate_tokens
+from app.core.privacy import Outbound, prepare_outbound
+from app.core.prompting import PromptPlan
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("auto", "local-only", "remote-first")
+# A Retry-After longer than this is not waited for: the next provider is tried.
+MAX_RETRY_AFTER_S = 30.0
+
+
+class RemoteProvider(Protocol):
+    config: ProviderConfig
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    def capabilities(self) -> Capabilities: ...
+
+    def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]: ...
+
+    def client(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    policy: str = "auto"
+    ttft_timeout_s: float = 20.0
+    stall_timeout_s: float = 10.0
+    heavy_prompt_tokens: int = 0
+    remote_fallback: bool = True
+    redact_secrets: bool = True
+    retries: int = 2
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, s: Any) -> RoutingConfig:
+        return cls(
+            policy=s["routing.policy"], ttft_timeout_s=s["routing.ttft_timeout_s"],
+            stall_timeout_s=s["routing.stall_timeout_s"],
+            heavy_prompt_tokens=s["routing.heavy_prompt_tokens"],
+            remote_fallback=s["routing.remote_fallback"],
+            redact_secrets=s["privacy.redact_secrets"], retries=s["routing.retries"],
+            breaker_failures=s["routing.breaker_failures"],
+            breaker_cooldown_s=s["routing.breaker_cooldown_s"],
+        )
+
+
+@dataclass(frozen=True)
+class GenParams:
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    needs_vision: bool = False
+
+    def request(self, plan: PromptPlan) -> ChatRequest:
+        return ChatRequest(plan.render(), self.max_tokens, self.temperature, self.top_p,
+                           self.stop, self.seed, needs_vision=self.needs_vision)
+
+
+@dataclass(frozen=True)
+class Switched:
+    """The router moved on from `failed` to `provider`; `abandoned` is the
+    text the failed attempt had streamed, which the new answer replaces."""
+
+    failed: Attempt
+    provider: str
+    model: str
+    abandoned: str
+
+
+@dataclass(frozen=True)
+class Answered:
+    route: Route
+    provider: str
+    model: str
+    end: StreamEnd
+    ttft_s: float | None
+    tokens_per_s: float | None
+    load_s: float | None
+    notes: tuple[str, ...] = ()
+    # When the deadline that caused the last fallback fired (perf_counter), for
+    # measuring fallback latency.
+    trigger_at: float | None = None
+
+
+RouterItem = TextDelta | Switched | Answered
+
+
+class RoutingError(HearthError):
+    """No provider could answer. `route` lists every attempt; `partial` is the
+    last text streamed before the failure."""
+
+    def __init__(self, message: str, *, reason: str, route: Route, partial: str = "") -> None:
+        super().__init__(message, reason=reason)
+        self.route = route
+        self.partial = partial
+
+
+class CircuitBreaker:
+    """Per provider: after `failures` failures in a row, skip it for `cooldown_s`;
+    then let one request through to see whether it has recovered."""
+
+    def __init__(self, failures: int = 3, cooldown_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures = failures
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._count: dict[str, int] = {}
+        self._open_until: dict[str, float] = {}
+
+    def allow(self, name: str) -> bool:
+        with self._lock:
+            return self._clock() >= self._open_until.get(name, 0.0)
+
+    def success(self, name: str) -> None:
+        with self._lock:
+            self._count.pop(name, None)
+            self._open_until.pop(name, None)
+
+    def failure(self, name: str) -> None:
+        with self._lock:
+            count = self._count.get(name, 0) + 1
+            self._count[name] = count
+            if count >= self.failures:
+                self._open_until[name] = self._clock() + self.cooldown_s
+
+
+@dataclass
+class _Outcome:
+    provider: str
+    model: str
+    started: float
+    first: float | None = None
+    ended: float = 0.0
+    text: str = ""
+    end: StreamEnd | None = None
+    error: HearthError | None = None
+    reason: str | None = None
+    detail: str = ""
+    trigger_at: float | None = None
+    last: float | None = None
+    tries: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return (self.end is not None and self.error is None and self.reason is None
+                and self.end.finish_reason != "cancelled")
+
+
+@dataclass
+class _Run:
+    t0: float
+    attempts: list[Attempt] = field(default_factory=list)
+    outbound: Outbound | None = None
+    load_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+    partial: str = ""
+    trigger_at: float | None = None
+    last_error: HearthError | None = None
+
+    def rel(self, t: float | None) -> float | None:
+        return None if t is None else round(t - self.t0, 4)
+
+
+_DONE = object()
+_BEGUN = object()
+_STOPPED = object()
+
+
+class Router:
+    """Runs one request at a time per call of `run`; holds no state between
+    calls except through the circuit breaker it is given."""
+
+    def __init__(
+        self,
+        local: Callable[[], LocalProvider] | None,
+        remotes: Sequence[RemoteProvider],
+        config: RoutingConfig,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self._local_factory = local
+        self.remotes = list(remotes)
+        self.config = config
+        self.breaker = breaker or CircuitBreaker(config.breaker_failures,
+                                                 config.breaker_cooldown_s)
+
+    # -- choosing the order -----------------------------------------------------
+
+    def resolve_policy(self, policy: str | None) -> str:
+        policy = (policy or self.config.policy or "auto").strip()
+        if offline.is_enabled():
+            return "local-only"
+        if policy in POLICIES or policy == "local":
+            return "local-only" if policy == "local" else policy
+        if any(r.name == policy for r in self.remotes):
+            return policy
+        known = ", ".join([*POLICIES, *(r.name for r in self.remotes)])
+        raise HearthError(
+            f"{policy!r} is neither a routing policy nor a configured provider; "
+            f"use one of: {known}.", reason="invalid_request",
+        )
+
+    def first_choice(self, policy: str | None, deep: bool = False) -> tuple[str, str]:
+        """Who will most likely answer (before the prompt is known): for `Started`."""
+        try:
+            order = self._order(self.resolve_policy(policy), heavy=deep, heavy_why="")[0]
+        except HearthError:
+            order = []
+        if not order:
+            return "local", "unknown"
+        first = order[0]
+        if isinstance(first, str):
+            return "local", "local model"
+        return first.name, first.model
+
+    def _order(self, policy: str, heavy: bool, heavy_why: str
+               ) -> tuple[list[RemoteProvider | str], list[Attempt]]:
+        """Candidates in order ("local" for the local engine), and skipped entries."""
+        remotes = self.remotes if self.config.remote_fallback else []
+        if policy == "local-only":
+            return ["local"], []
+        if policy == "remote-first":
+            return [*remotes, "local"], []
+        if policy != "auto":
+            if not self.config.remote_fallback:
+                raise HearthError(
+                    "Remote providers are switched off (routing.remote_fallback), so nothing "
+                    f"was sent to {policy}; turn it on with `hearth config set "
+                    "routing.remote_fallback true`.", reason="remote_disabled")
+            return [r for r in remotes if r.name == policy], []
+        if heavy and remotes:
+            heavy_first = [r for r in remotes if r.config.heavy] or list(remotes)
+            rest = [r for r in remotes if r not in heavy_first]
+            skipped = Attempt("local", "local model", 0.0, None, 0.0, "skipped",
+                              "heavy_request", heavy_why)
+            return [*heavy_first, *rest, "local"], [skipped]
+        return ["local", *remotes], []
+
+    # -- running -----------------------------------------------------------------
+
+    def run(self, plan: PromptPlan, params: GenParams, cancel: CancelToken,
+            policy: str | None = None, deep: bool = False) -> Iterator[RouterItem]:
+        run = _Run(time.perf_counter())
+        resolved = self.resolve_policy(policy)
+        cfg = self.config
+        estimate = estimate_tokens("".join(m.content for m in plan.render()))
+        heavy_why = ""
+        if deep:
+            heavy_why = "deep answer requested"
+        elif cfg.heavy_prompt_tokens and estimate > cfg.heavy_prompt_tokens:
+            heavy_why = (f"heavy request (about {estimate:,} prompt tokens, over "
+                         f"{cfg.heavy_prompt_tokens:,})")
+        order, skipped = self._order(resolved, bool(heavy_why), heavy_why)
+        run.attempts.extend(skipped)
+        if resolved not in ("local-only", "auto") and all(c == "local" for c in order):
+            raise RoutingError(
+                "No remote provider is set up, so nothing was sent; add one with "
+                "`hearth providers add NAME --kind openai --base-url URL --model M`.",
+                reason="no_provider", route=self._route(resolved, run, "no provider"))
+        # Build the remote clients now so a fallback does not pay for it later.
+        for cand in order:
+            if not isinstance(cand, str):
+                cand.client()
+                break
+        pending: Switched | None = None
+        last_failed: Attempt | None = None
+        for index, cand in enumerate(order):
+            if cancel.cancelled:
+                break
+            if isinstance(cand, str):
+                if heavy_why and index == 0:
+                    continue
+                steps = self._local(plan, params, cancel, run)
+            else:
+                steps = self._remote(cand, plan, params, cancel, run)
+            outcome: _Outcome | None = None
+            try:
+                while True:
+                    item = next(steps)
+                    if item is _BEGUN:
+                        if pending is not None:
+                            yield pending
+                            pending = None
+                    else:
+                        yield item
+            except StopIteration as stop:
+                outcome = stop.value
+            if outcome is None:  # skipped before starting
+                continue
+            if outcome.ok or (outcome.end is not None and outcome.end.finish_reason == "cancelled"):
+                yield self._answered(resolved, run, outcome)
+                return
+            failed = run.attempts[-1]
+            last_failed = failed
+            run.partial = outcome.text
+            run.last_error = outcome.error or HearthError(
+                (outcome.detail[:1].upper() + outcome.detail[1:] + ".") if outcome.detail
+                else "The answer failed.", reason=outcome.reason)
+            run.trigger_at = outcome.trigger_at
+            nxt = self._next_name(order, index, cancel)
+            if nxt is not None:
+                pending = Switched(failed, nxt[0], nxt[1], outcome.text)
+        raise self._all_failed(resolved, run, last_failed, cancel)
+
+    def _next_name(self, order: list[RemoteProvider | str], index: int,
+                   cancel: CancelToken) -> tuple[str, str] | None:
+        if cancel.cancelled or index + 1 >= len(order):
+            return None
+        nxt = order[index + 1]
+        if isinstance(nxt, str):
+            return "local", "local model"
+        return nxt.name, nxt.model
+
+    def _local(self, plan: PromptPlan, params: GenParams, cancel: CancelToken,
+               run: _Run) -> Generator[Any, None, _Outcome | None]:
+        started = time.perf_counter()
+        model = "local model"
+
+        def fail(reason: str, detail: str, exc: HearthError) -> _Outcome:
+            out = _Outcome("local", model, started, ended=time.perf_counter(), error=exc,
+                           reason=reason, detail=detail)
+            self._record(run, out, "failed")
+            return out
+
+        if self._local_factory is None:
+            err = HearthError("No local model is set up.", reason="no_model")
+            return fail("no_model", "no local model", err)
+        try:
+            provider = self._local_factory()
+            model = provider.model
+            already = provider.loaded is not None
+            loaded = provider.load()
+            model = loaded.name
+            if not already:
+                run.load_s = time.perf_counter() - started
+        except HearthError as exc:
+            detail = "no local model" if exc.reason == "no_model" else "local model failed to load"
+            return fail(exc.reason, detail, exc)
+        if params.needs_vision and not provider.capabilities().vision:
+            err = HearthError("The local model cannot read images.", reason="needs_vision")
+            return fail("needs_vision", "the local model cannot read images", err)
+        try:
+            fitted, dropped = fit_local(provider, plan, loaded.n_ctx)
+        except ContextOverflowError as exc:
+            return fail("context_overflow", "the prompt did not fit the local model's context "
+                        f"({exc.prompt_tokens:,} of {exc.context_size:,} tokens)", exc)
+        if dropped:
+            run.notes.append(f"{dropped} earlier messages left out to fit the context window")
+        # The first-token deadline starts once the model is loaded: loading is
+        # not the model being slow to answer.
+        out = yield from self._pump(provider, model, params.request(fitted), cancel,
+                                    self.config.ttft_timeout_s, "local model")
+        self._record(run, out)
+        return out
+
+    def _remote(self, provider: RemoteProvider, plan: PromptPlan, params: GenParams,
+                cancel: CancelToken, run: _Run) -> Generator[Any, None, _Outcome | None]:
+        name = provider.name
+        now = time.perf_counter()
+        if offline.is_enabled():
+            self._skip(run, provider, "offline", "offline mode is on", now)
+            return None
+        if not self.breaker.allow(name):
+            self._skip(run, provider, "circuit_open",
+                       f"{name} skipped after repeated failures", now)
+            return None
+        caps = provider.capabilities()
+        if params.needs_vision and not caps.vision:
+            self._skip(run, provider, "needs_vision", f"{name} cannot read images", now)
+            return None
+        if run.outbound is None:
+            run.outbound = prepare_outbound(plan, self.config.redact_secrets)
+        request = params.request(run.outbound.plan)
+        tokens = estimate_tokens("".join(m.content for m in request.messages))
+        if tokens + MIN_ANSWER_TOKENS > caps.max_context:
+            self._skip(run, provider, "context_overflow",
+                       f"the prompt did not fit {name}'s context", now)
+            return None
+        return (yield from self._with_retries(provider, request, cancel, run))
+
+    def _with_retries(self, provider: RemoteProvider, request: ChatRequest,
+                      cancel: CancelToken, run: _Run) -> Generator[Any, None, _Outcome]:
+        import tenacity
+
+        cfg = self.config
+        jitter = tenacity.wait_random_exponential(multiplier=cfg.backoff_s, max=cfg.max_backoff_s)
+        outcomes: list[_Outcome] = []
+
+        def retry_after(state: tenacity.RetryCallState) -> float | None:
+            exc = state.outcome.exception() if state.outcome else None
+            err = exc.outcome.error if isinstance(exc, _Retry) else None
+            return err.retry_after if isinstance(err, RemoteError) else None
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            return max(retry_after(state) or 0.0, jitter(state))
+
+        class TooLong(tenacity.stop.stop_base):
+            def __call__(self, state: tenacity.RetryCallState) -> bool:
+                return (retry_after(state) or 0.0) > MAX_RETRY_AFTER_S or cancel.cancelled
+
+        def sleep(seconds: float) -> None:
+            cancel.wait(seconds)  # a stop ends the wait at once
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            self._record(run, outcomes[-1], "retried")
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_any(tenacity.stop_after_attempt(1 + cfg.retries), TooLong()),
+            wait=wait, retry=tenacity.retry_if_exception_type(_Retry),
+            sleep=sleep, before_sleep=before_sleep, reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    out = yield from self._pump(provider, provider.model, request, cancel,
+                                                provider.config.timeout_s, provider.name)
+                    out.tries = len(outcomes) + 1
+                    outcomes.append(out)
+                    err = out.error
+                    if isinstance(err, RemoteError) and err.retryable and not out.text:
+                        raise _Retry(out)
+        except _Retry:
+            pass
+        out = outcomes[-1]
+        if out.ok:
+            self.breaker.success(provider.name)
+        elif not cancel.cancelled:
+            self.breaker.failure(provider.name)
+        if out.tries > 1 and not out.ok:
+            out.detail += f" after {out.tries} tries"
+        self._record(run, out)
+        return out
+
+    def _pump(self, provider: Any, model: str, request: ChatRequest, cancel: CancelToken,
+              first_token_s: float, label: str) -> Generator[Any, None, _Outcome]:
+        """Run `provider.stream` on its own thread; yield its text; end it when
+        a deadline passes. Returns what happened."""
+        child = CancelToken()
+        items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        cancel.on_cancel(child.cancel)
+        # A stop from the user ends the wait at once, even while the provider
+        # is still blocked (a silent server before its headers).
+        cancel.on_cancel(lambda: items.put(_STOPPED))
+
+        def work() -> None:
+            try:
+                for item in provider.stream(request, child):
+                    items.put(item)
+            except BaseException as exc:  # handed to the router, never lost
+                items.put(exc)
+            finally:
+                items.put(_DONE)
+
+        out = _Outcome(provider.name, model, time.perf_counter())
+        thread = threading.Thread(target=work, name=f"hearth-attempt-{provider.name}",
+                                  daemon=True)
+        thread.start()
+        text: list[str] = []
+        finished = False
+        stall_s = self.config.stall_timeout_s
+        try:
+            yield _BEGUN
+            while True:
+                if out.first is None:
+                    deadline = out.started + first_token_s
+                else:
+                    assert out.last is not None
+                    deadline = out.last + stall_s
+                try:
+                    item = items.get(timeout=max(0.0, deadline - time.perf_counter()))
+                except queue.Empty:
+                    out.trigger_at = time.perf_counter()
+                    child.cancel()
+                    if out.first is None:
+                        out.reason = "ttft_timeout"
+                        out.detail = f"{label} timed out after {first_token_s:g} s"
+                    else:
+                        out.reason = "stalled"
+                        out.detail = f"{label} stalled for {stall_s:g} s mid-answer"
+                    break
+                if item is _DONE:
+                    break
+                if item is _STOPPED:
+                    out.end = StreamEnd("cancelled", 0, 0, model)
+                    break
+                if isinstance(item, HearthError):
+                    out.error = item
+                    out.reason = item.reason
+                    out.detail = getattr(item, "detail", "") or f"{label} failed: {item}"
+                    out.trigger_at = time.perf_counter()
+                elif isinstance(item, BaseException):
+                    log.error("%s failed", provider.name, exc_info=item)
+                    out.error = HearthError(f"{label} failed: {item}.", reason="internal")
+                    out.reason, out.detail = "internal", f"{label} failed unexpectedly"
+                    out.trigger_at = time.perf_counter()
+                elif isinstance(item, TextDelta):
+                    now = time.perf_counter()
+                    if out.first is None:
+                        out.first = now
+                    text.append(item.text)
+                    yield item
+                    # The consumer's own time does not count as a stall.
+                    out.last = time.perf_counter()
+                elif isinstance(item, StreamEnd):
+                    out.end = item
+                    out.model = item.model or model
+            finished = True
+        finally:
+            out.ended = time.perf_counter()
+            out.text = "".join(text)
+            if not finished:
+                child.cancel()
+        if isinstance(out.error, RemoteError) and out.error.detail:
+            out.detail = f"{label}: {out.error.detail}"
+        return out
+
+    # -- records -----------------------------------------------------------------
+
+    def _skip(self, run: _Run, provider: RemoteProvider, reason: str, detail: str,
+              now: float) -> None:
+        run.attempts.append(Attempt(provider.name, provider.model, run.rel(now) or 0.0, None,
+                                    run.rel(now) or 0.0, "skipped", reason, detail))
+
+    def _record(self, run: _Run, out: _Outcome, outcome: str | None = None) -> None:
+        if outcome is None:
+            if out.ok:
+                outcome = "answered"
+            elif out.end is not None and out.end.finish_reason == "cancelled":
+                outcome = "cancelled"
+            elif out.text:
+                outcome = "abandoned"
+            else:
+                outcome = "failed"
+        end = out.end
+        prompt_tokens = end.prompt_tokens if end else 0
+        completion_tokens = end.completion_tokens if end else 0
+        cost = None
+        if end is not None and out.provider != "local":
+            remote = next((r for r in self.remotes if r.name == out.provider), None)
+            if remote is not None:
+                cost = cost_usd(remote.capabilities(), prompt_tokens, completion_tokens)
+        run.attempts.append(Attempt(
+            out.provider, out.model, run.rel(out.started) or 0.0, run.rel(out.first),
+            run.rel(out.ended) or 0.0, outcome, out.reason, out.detail,
+            prompt_tokens, completion_tokens, cost,
+        ))
+
+    def _route(self, policy: str, run: _Run, summary: str) -> Route:
+        costs = [a.cost_usd for a in run.attempts if a.cost_usd is not None]
+        ob = run.outbound
+        return Route(policy, tuple(run.attempts), summary,
+                     dict(ob.redactions) if ob else {}, ob.local_only_dropped if ob else 0,
+                     round(sum(costs), 8) if costs else None)
+
+    def _answered(self, policy: str, run: _Run, out: _Outcome) -> Answered:
+        assert out.end is not None
+        summary = f"answered by {out.provider}/{out.model}"
+        why = next((a.detail for a in run.attempts
+                    if a.outcome in ("failed", "abandoned", "skipped") and a.detail), "")
+        if why:
+            summary += f" — {why}"
+        tps = None
+        if out.first is not None and out.last is not None and out.end.completion_tokens > 1 \
+                and out.last > out.first:
+            tps = (out.end.completion_tokens - 1) / (out.last - out.first)
+        ttft = None
+        if out.first is not None:
+            ttft = out.first - run.t0 - (run.load_s or 0.0)
+        notes = [*run.notes, *out.end.notes]
+        return Answered(self._route(policy, run, summary), out.provider, out.model, out.end,
+                        ttft, tps, run.load_s, tuple(notes), run.trigger_at)
+
+    def _all_failed(self, policy: str, run: _Run, last: Attempt | None,
+                    cancel: CancelToken) -> RoutingError:
+        tried = [a for a in run.attempts if a.outcome != "retried"]
+        if cancel.cancelled:
+            return RoutingError("The answer was stopped.", reason="cancelled",
+                                route=self._route(policy, run, "stopped"), partial=run.partial)
+        real = [a for a in tried if a.outcome != "skipped"]
+        if len(tried) == 1 and last is not None and len(real) == 1 and run.last_error:
+            # One provider, one failure: its own sentence says it best.
+            return RoutingError(str(run.last_error), reason=run.last_error.reason,
+                                route=self._route(policy, run, f"{last.provider} failed"),
+                                partial=run.partial)
+        words = "; ".join(a.detail or f"{a.provider} {a.outcome}" for a in tried)
+        if not tried:
+            words = "nothing was tried"
+        return RoutingError(f"No provider could answer: {words}.", reason="all_failed",
+                            route=self._route(policy, run, f"no answer: {words}"),
+                            partial=run.partial)
+
+
+class _Retry(Exception):
+    def __init__(self, outcome: _Outcome) -> None:
+        super().__init__(outcome.detail)
+        self.outcome = outcome
+
+
+def fit_local(provider: LocalProvider, plan: PromptPlan, n_ctx: int) -> tuple[PromptPlan, int]:
+    """Drop the oldest turns until the prompt leaves room for an answer."""
+    dropped = 0
+    history = plan.history
+    while True:
+        fitted = plan.without_history(dropped)
+        tokens = provider.count_tokens(fitted.render())
+        if tokens + MIN_ANSWER_TOKENS <= n_ctx:
+            return fitted, dropped
+        if dropped >= len(history):
+            raise ContextOverflowError(
+                f"The question is about {tokens:,} tokens but the local model's context "
+                f"holds {n_ctx:,} (with room for an answer); shorten it or raise "
+                "model.context_size.",
+                prompt_tokens=tokens, context_size=n_ctx,
+            )
+        dropped = min(len(history), dropped + 2)

@@ -1,0 +1,177 @@
+"""A loopback HTTP server that speaks the OpenAI and Anthropic streaming
+formats and misbehaves on request: hang before headers, hang mid-stream, send
+only keep-alives, answer 429 with Retry-After, 500, malformed SSE, or cut the
+connection. Every request it receives is logged (for privacy checks).
+
+Faults are queued per server: each request takes the next one ("ok" when none
+is left). `close()` releases every hung request and joins every thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ANSWER = ("Hello", " from", " the", " loopback", " server", ".")
+
+
+class FaultServer:
+    def __init__(self, answer: tuple[str, ...] = ANSWER, retry_after: str = "0.2") -> None:
+        self.answer = answer
+        self.retry_after = retry_after
+        self.faults: collections.deque[str] = collections.deque()
+        self.requests: list[dict[str, Any]] = []
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:
+                received = time.perf_counter()
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    fault = server.faults.popleft() if server.faults else "ok"
+                    server.requests.append({
+                        "path": self.path, "body": body,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "raw": json.dumps(body), "fault": fault, "received_at": received,
+                    })
+                # One request per connection: a hung handler must not go on to
+                # wait for a second request on the same socket.
+                self.close_connection = True
+                server._serve(self, fault, "messages" in self.path)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = False
+        self._httpd.block_on_close = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        name="fault-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def openai_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def queue(self, *faults: str) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def close(self) -> None:
+        self.release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()  # joins the request threads
+        self._thread.join(5)
+
+    # -- responses -------------------------------------------------------------
+
+    def _serve(self, h: BaseHTTPRequestHandler, fault: str, anthropic: bool) -> None:
+        if fault == "hang_headers":
+            self.release.wait(30)
+            return
+        if fault in ("429", "500", "401"):
+            status = int(fault)
+            payload = json.dumps({"error": {"message": f"fault {status}", "type": "fault"}})
+            h.send_response(status)
+            if status == 429:
+                h.send_header("Retry-After", self.retry_after)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(payload)))
+            h.send_header("Connection", "close")
+            h.end_headers()
+            h.wfile.write(payload.encode())
+            return
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.send_header("Connection", "close")
+        h.end_headers()
+
+        def chunk(data: str) -> None:
+            raw = data.encode()
+            h.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+            h.wfile.flush()
+
+        events = self._anthropic_events() if anthropic else self._openai_events()
+        try:
+            if fault == "keepalive":
+                while not self.release.wait(0.05):
+                    chunk(": keep-alive\n\n")
+                return
+            if fault == "malformed":
+                chunk("data: {this is not json\n\n")
+                h.wfile.write(b"0\r\n\r\n")
+                return
+            if fault == "cut":
+                chunk(events[0][:10])
+                h.connection.shutdown(socket.SHUT_RDWR)
+                return
+            for i, event in enumerate(events):
+                if fault == "hang_mid" and i == 3:
+                    self.release.wait(30)
+                    return
+                if fault == "cut_mid" and i == 3:
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                chunk(event)
+            h.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass  # the client went away: what a cancelled request does
+
+    def _openai_events(self) -> list[str]:
+        def data(obj: Any) -> str:
+            return f"data: {json.dumps(obj)}\n\n"
+
+        base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                "model": "fault-model"}
+        out = [data({**base, "choices": [{"index": 0, "delta": {"role": "assistant",
+                                                                 "content": ""},
+                                          "finish_reason": None}]})]
+        for piece in self.answer:
+            out.append(data({**base, "choices": [{"index": 0, "delta": {"content": piece},
+                                                  "finish_reason": None}]}))
+        out.append(data({**base, "choices": [{"index": 0, "delta": {},
+                                              "finish_reason": "stop"}]}))
+        out.append(data({**base, "choices": [], "usage": {
+            "prompt_tokens": 21, "completion_tokens": len(self.answer), "total_tokens":
+            21 + len(self.answer)}}))
+        out.append("data: [DONE]\n\n")
+        return out
+
+    def _anthropic_events(self) -> list[str]:
+        def ev(kind: str, obj: Any) -> str:
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, **obj})}\n\n"
+
+        out = [
+            ev("message_start", {"message": {
+                "id": "msg_1", "type": "message", "role": "assistant", "model": "fault-claude",
+                "content": [], "stop_reason": None, "stop_sequence": None,
+                "usage": {"input_tokens": 17, "output_tokens": 1}}}),
+            ev("content_block_start", {"index": 0, "content_block": {"type": "text",
+                                                                     "text": ""}}),
+        ]
+        for piece in self.answer:
+            out.append(ev("content_block_delta", {"index": 0, "delta": {
+                "type": "text_delta", "text": piece}}))
+        out += [
+            ev("content_block_stop", {"index": 0}),
+            ev("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                 "usage": {"output_tokens": len(self.answer)}}),
+            ev("message_stop", {}),
+        ]
+        return out
