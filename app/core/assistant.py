@@ -7,6 +7,7 @@ never loses what was already written.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -173,12 +174,6 @@ class Assistant:
                 "invalid_request",
             )
             return
-        # Offline mode and the local-only policy are one switch: nothing
-        # leaves the machine, enforced for the whole process by `offline`.
-        policy = opts.route or self.settings["routing.policy"]
-        if opts.offline or self.settings["network.offline"] or policy in ("local-only",
-                                                                          "local"):
-            offline.enable()
         try:
             store = self.store
             conv = store.get(conversation_id) if conversation_id else store.create(question)
@@ -194,7 +189,13 @@ class Assistant:
         except OSError as exc:
             yield Error(str(exc), "storage")
             return
-        yield from self._answer(conv.id, user_msg.id, question, history, opts, cancel)
+        # Offline mode and the local-only policy are one switch: nothing leaves
+        # the machine while this question is answered, enforced by `offline`.
+        policy = opts.route or self.settings["routing.policy"]
+        stay_local = opts.offline or self.settings["network.offline"] or policy in (
+            "local-only", "local")
+        with offline.hold() if stay_local else contextlib.nullcontext():
+            yield from self._answer(conv.id, user_msg.id, question, history, opts, cancel)
 
     def _answer(
         self, conv_id: str, user_msg_id: str, question: str, history: list[ChatMessage],

@@ -1,5 +1,7 @@
-"""Offline mode, enforced in one place: once switched on, this process
-refuses every network connection that would leave the machine.
+"""Offline mode, enforced in one place: while it is on, this process refuses
+every network connection that would leave the machine. It is on while the
+offline setting is (`enable`/`disable`) or while a local-only question runs
+(`hold`).
 
 Loopback and Unix sockets stay allowed (they never leave the machine); every
 other address raises `OfflineError` before a packet is sent.
@@ -10,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from app.core.errors import HearthError
@@ -19,7 +23,9 @@ class OfflineError(HearthError, OSError):
     reason = "offline"
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+_persistent = False  # offline mode switched on for the whole session
+_holds = 0  # questions that must stay on this machine, in flight now
 _original_connect: Any = None
 _original_connect_ex: Any = None
 _original_getaddrinfo: Any = None
@@ -45,7 +51,45 @@ def _check(sock: socket.socket, address: Any) -> None:
 
 
 def enable() -> None:
-    """Refuse outbound connections from now on (idempotent)."""
+    """Offline mode on: refuse outbound connections until `disable()`."""
+    global _persistent
+    with _lock:
+        _persistent = True
+        _apply()
+
+
+def disable() -> None:
+    """Offline mode off (connections held off by a `hold()` stay refused)."""
+    global _persistent
+    with _lock:
+        _persistent = False
+        _apply()
+
+
+@contextmanager
+def hold() -> Iterator[None]:
+    """Refuse outbound connections while this block runs (one local-only
+    question), whatever else happens meanwhile, then restore the setting."""
+    global _holds
+    with _lock:
+        _holds += 1
+        _apply()
+    try:
+        yield
+    finally:
+        with _lock:
+            _holds -= 1
+            _apply()
+
+
+def _apply() -> None:
+    if _persistent or _holds > 0:
+        _patch()
+    else:
+        _unpatch()
+
+
+def _patch() -> None:
     global _original_connect, _original_connect_ex, _original_getaddrinfo
     with _lock:
         if _original_connect is not None:
@@ -77,7 +121,7 @@ def enable() -> None:
         socket.getaddrinfo = getaddrinfo
 
 
-def disable() -> None:
+def _unpatch() -> None:
     global _original_connect, _original_connect_ex, _original_getaddrinfo
     with _lock:
         if _original_connect is None:

@@ -192,7 +192,16 @@ def test_local_only_sends_nothing_even_with_providers_configured(
     err = events[-1]
     assert isinstance(err, Error) and err.reason == "ttft_timeout"
     assert err.message == "Local model timed out after 0.05 s."
-    assert remote.requests == [] and offline.is_enabled()
+    assert remote.requests == []
+    assert not offline.is_enabled()  # held for that question only
+
+
+def test_offline_is_held_while_a_local_only_answer_streams(assistant: Assistant) -> None:
+    seen = []
+    for _ in assistant.ask("Say hi.", None, AskOptions(max_tokens=4, route="local-only")):
+        seen.append(offline.is_enabled())
+    assert seen and all(seen)
+    assert not offline.is_enabled()
 
 
 def test_an_unknown_route_is_one_sentence(assistant: Assistant) -> None:

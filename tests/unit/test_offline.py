@@ -44,3 +44,21 @@ def test_disable_restores_the_network_stack() -> None:
     assert offline.is_enabled() and socket.socket.connect is not original
     offline.disable()
     assert not offline.is_enabled() and socket.socket.connect is original
+
+
+def test_holds_nest_with_the_setting() -> None:
+    with offline.hold():
+        assert offline.is_enabled()
+        offline.enable()
+        offline.disable()  # the setting going off does not drop a hold
+        assert offline.is_enabled()
+        with offline.hold():
+            assert offline.is_enabled()
+        assert offline.is_enabled()
+    assert not offline.is_enabled()
+    offline.enable()
+    with offline.hold():
+        pass
+    assert offline.is_enabled()  # a hold ending does not drop the setting
+    offline.disable()
+    assert not offline.is_enabled()

@@ -395,7 +395,8 @@ class Router:
         # The first-token deadline starts once the model is loaded: loading is
         # not the model being slow to answer.
         out = yield from self._pump(provider, model, params.request(fitted), cancel,
-                                    self.config.ttft_timeout_s, "local model")
+                                    self.config.ttft_timeout_s, self.config.stall_timeout_s,
+                                    "local model")
         self._record(run, out)
         return out
 
@@ -458,7 +459,10 @@ class Router:
         try:
             for attempt in retrying:
                 with attempt:
+                    # A remote's own timeout bounds both its first token and any
+                    # silence mid-answer; routing.stall_timeout_s is for the local model.
                     out = yield from self._pump(provider, provider.model, request, cancel,
+                                                provider.config.timeout_s,
                                                 provider.config.timeout_s, provider.name)
                     out.tries = len(outcomes) + 1
                     outcomes.append(out)
@@ -478,7 +482,8 @@ class Router:
         return out
 
     def _pump(self, provider: Any, model: str, request: ChatRequest, cancel: CancelToken,
-              first_token_s: float, label: str) -> Generator[Any, None, _Outcome]:
+              first_token_s: float, stall_s: float, label: str
+              ) -> Generator[Any, None, _Outcome]:
         """Run `provider.stream` on its own thread; yield its text; end it when
         a deadline passes. Returns what happened."""
         child = CancelToken()
@@ -503,7 +508,6 @@ class Router:
         thread.start()
         text: list[str] = []
         finished = False
-        stall_s = self.config.stall_timeout_s
         try:
             yield _BEGUN
             while True:
