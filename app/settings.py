@@ -130,7 +130,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds to wait for the local model's first token before falling back.",
             0.01, 3600.0),
     Setting("routing.stall_timeout_s", float, 10.0,
-            "Seconds without a new token mid-answer before falling back.", 0.01, 3600.0),
+            "Seconds the local model may go without a new token mid-answer before "
+            "falling back.", 0.01, 3600.0),
     Setting("routing.heavy_prompt_tokens", int, 0,
             "Prompts longer than this many tokens go to the heavy remote model "
             "first (0 = never).", 0, 10_000_000),
