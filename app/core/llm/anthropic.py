@@ -3,62 +3,24 @@ official `anthropic` SDK with its own retries off: the router retries."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 from app.core.llm.provider import (
     CancelToken,
-    Capabilities,
     ChatRequest,
     StreamEnd,
     StreamItem,
     TextDelta,
 )
-from app.core.llm.registry import ProviderConfig
-from app.core.llm.remote import CONNECT_TIMEOUT_S, to_remote_error
+from app.core.llm.remote import RemoteProviderBase, to_remote_error
 
 
-class AnthropicProvider:
-    def __init__(self, config: ProviderConfig, api_key: str | None,
-                 capabilities: Capabilities) -> None:
-        self.config = config
-        self._key = api_key
-        self._caps = capabilities
-        self._client: Any = None
-        self._lock = threading.Lock()
+class AnthropicProvider(RemoteProviderBase):
+    def _make_client(self, **options: Any) -> Any:
+        import anthropic
 
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def model(self) -> str:
-        return self.config.model
-
-    def capabilities(self) -> Capabilities:
-        return self._caps
-
-    def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import anthropic
-                import httpx2
-
-                self._client = anthropic.Anthropic(
-                    api_key=self._key or "no-key",
-                    base_url=self.config.base_url,
-                    max_retries=0,
-                    timeout=httpx2.Timeout(self.config.timeout_s, connect=CONNECT_TIMEOUT_S),
-                    default_headers=self.config.headers or None,
-                )
-            return self._client
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        return anthropic.Anthropic(**options)
 
     def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]:
         import anthropic

@@ -5,66 +5,26 @@ through the official `openai` SDK with its own retries off: the router retries."
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 from app.core.llm.provider import (
     CancelToken,
-    Capabilities,
     ChatRequest,
     StreamEnd,
     StreamItem,
     TextDelta,
 )
-from app.core.llm.registry import ProviderConfig
-from app.core.llm.remote import CONNECT_TIMEOUT_S, estimate_tokens, to_remote_error
+from app.core.llm.remote import RemoteProviderBase, estimate_tokens, to_remote_error
 
 log = logging.getLogger(__name__)
 
 
-class OpenAICompatProvider:
-    def __init__(self, config: ProviderConfig, api_key: str | None,
-                 capabilities: Capabilities) -> None:
-        self.config = config
-        self._key = api_key
-        self._caps = capabilities
-        self._client: Any = None
-        self._lock = threading.Lock()
+class OpenAICompatProvider(RemoteProviderBase):
+    def _make_client(self, **options: Any) -> Any:
+        import openai
 
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def model(self) -> str:
-        return self.config.model
-
-    def capabilities(self) -> Capabilities:
-        return self._caps
-
-    def client(self) -> Any:
-        """The SDK client, built once (building it costs tens of milliseconds)."""
-        with self._lock:
-            if self._client is None:
-                import httpx2
-                import openai
-
-                self._client = openai.OpenAI(
-                    # Servers without keys (llama.cpp, Ollama) ignore this value.
-                    api_key=self._key or "no-key",
-                    base_url=self.config.base_url,
-                    max_retries=0,
-                    timeout=httpx2.Timeout(self.config.timeout_s, connect=CONNECT_TIMEOUT_S),
-                    default_headers=self.config.headers or None,
-                )
-            return self._client
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        return openai.OpenAI(**options)
 
     def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]:
         import openai

@@ -5,16 +5,69 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import HearthError
+from app.core.llm.provider import Capabilities
 from app.core.offline import OfflineError
+
+if TYPE_CHECKING:
+    from app.core.llm.registry import ProviderConfig
 
 log = logging.getLogger(__name__)
 
 # Connecting should be quick; a slow first byte is the router's business.
 CONNECT_TIMEOUT_S = 5.0
+
+
+class RemoteProviderBase:
+    """What every remote provider keeps: its record, key, capabilities and one
+    SDK client, built on first use (building one costs tens of milliseconds)."""
+
+    def __init__(self, config: ProviderConfig, api_key: str | None,
+                 capabilities: Capabilities) -> None:
+        self.config = config
+        self._key = api_key
+        self._caps = capabilities
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import httpx2
+
+                self._client = self._make_client(
+                    # Servers without keys (llama.cpp, Ollama) ignore this value.
+                    api_key=self._key or "no-key",
+                    base_url=self.config.base_url,
+                    max_retries=0,
+                    timeout=httpx2.Timeout(self.config.timeout_s, connect=CONNECT_TIMEOUT_S),
+                    default_headers=self.config.headers or None,
+                )
+            return self._client
+
+    def _make_client(self, **options: Any) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
 
 class RemoteError(HearthError):
