@@ -5,6 +5,7 @@ remote that goes silent mid-answer is abandoned and its text leaves the view."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pytestqt.qtbot import QtBot
@@ -131,3 +132,26 @@ def test_quick_ask_shows_the_fallback_and_the_remote_badge(
     finally:
         quick.shutdown()
         assistant.close()
+
+
+def test_the_route_chooser_decides_who_answers(
+        qtbot: QtBot, hearth: Any, remote: FaultServer) -> None:
+    window = hearth.window
+    window.refresh_routes()
+    assert [window.route_chooser.itemData(i) for i in range(window.route_chooser.count())] == [
+        "auto", "local-only", "remote-first", "faulty"]
+    # The routing.policy setting moves the chooser with it.
+    hearth.settings.set("routing.policy", "faulty")
+    assert window.route_chooser.currentData() == "faulty"
+    with qtbot.waitSignal(window.answer_finished, timeout=30_000) as done:
+        window.ask("Hello?")
+    assert done.args[0].provider == "faulty" and len(remote.requests) == 1
+    qtbot.waitUntil(lambda: not window.busy, timeout=5_000)
+    # Local only: a local timeout is an error, and nothing is sent anywhere.
+    hearth.settings.override("routing.ttft_timeout_s", 0.05)
+    window.route_chooser.setCurrentIndex(window.route_chooser.findData("local-only"))
+    with qtbot.waitSignal(window.answer_failed, timeout=30_000) as failed:
+        window.ask(LONG_QUESTION)
+    assert failed.args[0] == "Local model timed out after 0.05 s."
+    assert len(remote.requests) == 1
+    qtbot.waitUntil(lambda: not window.busy, timeout=5_000)
