@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 
@@ -98,48 +97,22 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace, paths: Any) -> int:
-    from app.core.llm import registry
-    from app.core.llm.provider import CancelToken, TextDelta
-    from app.core.llm.router import Answered, GenParams, RoutingError
-    from app.core.prompting import PromptPlan
+    from app.core.llm.probe import probe_provider
     from app.settings import Settings
 
-    registry.get_provider(paths, args.name)
-    from app.core.assistant import Assistant
-
-    settings = Settings.load(paths)
-    assistant = Assistant(settings, paths)
-    try:
-        router = assistant.router()
-        plan = PromptPlan("", (), "Reply with the single word OK.")
-        started = time.perf_counter()
-        answered: Answered | None = None
-        text: list[str] = []
-        try:
-            for item in router.run(plan, GenParams(max_tokens=8, temperature=0.0),
-                                   CancelToken(), policy=args.name):
-                if isinstance(item, Answered):
-                    answered = item
-                elif isinstance(item, TextDelta):
-                    text.append(item.text)
-        except RoutingError as exc:
-            if args.json:
-                print(json.dumps({"ok": False, "error": str(exc), "reason": exc.reason}))
-            return _fail(f"{args.name} failed the test: {exc}")
-        assert answered is not None
-        total = time.perf_counter() - started
-        data = {"ok": True, "provider": args.name, "model": answered.model,
-                "ttft_s": answered.ttft_s, "total_s": round(total, 3),
-                "reply": "".join(text).strip()}
+    result = probe_provider(Settings.load(paths), paths, args.name)
+    if not result.ok:
         if args.json:
-            print(json.dumps(data, indent=2))
-        else:
-            ttft = f"first token in {answered.ttft_s:.2f} s, " if answered.ttft_s else ""
-            print(f"{args.name} works: {answered.model} answered {data['reply']!r} "
-                  f"({ttft}{total:.2f} s in all)")
-        return 0
-    finally:
-        assistant.close()
+            print(json.dumps({"ok": False, "error": result.error, "reason": result.reason,
+                              "status": result.status}))
+        return _fail(result.message)
+    if args.json:
+        print(json.dumps({"ok": True, "provider": result.provider, "model": result.model,
+                          "ttft_s": result.ttft_s, "total_s": round(result.total_s, 3),
+                          "reply": result.reply}, indent=2))
+    else:
+        print(result.message.rstrip("."))
+    return 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

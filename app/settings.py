@@ -153,6 +153,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ui.quick_ask_shortcut", str, "<ctrl>+<alt>+space",
             "System-wide shortcut for the quick-ask popup (needs the optional pynput "
             "package and X11, Windows or macOS; empty = off)."),
+    Setting("ui.start_minimised", bool, False,
+            "Start with the window hidden: Hearth waits in the system tray (where there "
+            "is one; otherwise the window starts minimised)."),
+    Setting("ui.start_at_login", bool, False,
+            "Start Hearth when you log in (an XDG autostart entry on Linux; not yet on "
+            "Windows or macOS)."),
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}

@@ -15,10 +15,14 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-shots-")
 
-from PySide6.QtCore import QEventLoop, QPoint, QTimer  # noqa: E402
+import keyring  # noqa: E402
+from keyring.backend import KeyringBackend  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QPoint, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
+from app.core import secrets  # noqa: E402
 from app.core.events import Source, Sources  # noqa: E402
+from app.core.llm.registry import ProviderConfig, add_provider  # noqa: E402
 from app.paths import get_paths  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.ui.app import HearthApp  # noqa: E402
@@ -40,6 +44,32 @@ def settle() -> None:
         QApplication.processEvents()
 
 
+class ShotKeyring(KeyringBackend):
+    """Keys in memory for the screenshot, which must not touch the user's keyring."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.store.pop((service, username), None)
+
+
+def wait_until(condition: object, timeout_ms: int = 10_000) -> None:
+    clock = QElapsedTimer()
+    clock.start()
+    while not condition() and clock.elapsed() < timeout_ms:  # type: ignore[operator]
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+
+
 def save(widget: QWidget, name: str) -> None:
     settle()
     path = DOCS / name
@@ -51,7 +81,7 @@ def main() -> int:
     app = QApplication(sys.argv)
     settings = Settings.load(get_paths())
     settings.override("generation.max_tokens", 160)
-    settings.override("generation.temperature", 0.2)
+    settings.override("generation.temperature", 0.0)
     apply_theme(app, "light")
     hearth = HearthApp(settings, get_paths())
     window = hearth.window
@@ -88,6 +118,23 @@ def main() -> int:
     quick.ask()
     wait_for(quick.answer_finished)
     save(quick, "quick-ask.png")
+    quick.close()
+    # Settings › Providers with two providers, one key in the (in-memory) keyring
+    keyring.set_keyring(ShotKeyring())
+    paths = get_paths()
+    add_provider(paths, ProviderConfig("openai", "openai", "https://api.openai.com/v1",
+                                       "gpt-4o-mini", timeout_s=20.0))
+    add_provider(paths, ProviderConfig("claude", "anthropic", "https://api.anthropic.com",
+                                       "claude-3-5-haiku-latest", heavy=True))
+    secrets.set_key("openai", "sk-screenshot-placeholder")
+    dialog = hearth.open_settings()
+    dialog.resize(640, 620)
+    page = dialog.page("Providers")
+    dialog.tabs.setCurrentWidget(page)
+    wait_until(lambda: "key: keyring" in page.list.item(0).text())  # type: ignore[attr-defined]
+    page.list.setCurrentRow(0)  # type: ignore[attr-defined]
+    save(dialog, "settings-providers.png")
+    dialog.reject()
     hearth.quit()
     # Delete the widgets while Qt is still up, not during interpreter exit.
     for widget in (hearth.window, hearth.quick):

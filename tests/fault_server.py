@@ -4,7 +4,9 @@ only keep-alives, answer 429 with Retry-After, 500, malformed SSE, or cut the
 connection. Every request it receives is logged (for privacy checks).
 
 Faults are queued per server: each request takes the next one ("ok" when none
-is left). `close()` releases every hung request and joins every thread.
+is left). With `api_key` set, a request without that key (OpenAI's
+Authorization: Bearer or Anthropic's x-api-key) is answered 401, as the real
+services do. `close()` releases every hung request and joins every thread.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ ANSWER = ("Hello", " from", " the", " loopback", " server", ".")
 
 
 class FaultServer:
-    def __init__(self, answer: tuple[str, ...] = ANSWER, retry_after: str = "0.2") -> None:
+    def __init__(self, answer: tuple[str, ...] = ANSWER, retry_after: str = "0.2",
+                 api_key: str | None = None) -> None:
         self.answer = answer
+        self.api_key = api_key
         self.retry_after = retry_after
         self.faults: collections.deque[str] = collections.deque()
         self.requests: list[dict[str, Any]] = []
@@ -42,6 +46,10 @@ class FaultServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
                     fault = server.faults.popleft() if server.faults else "ok"
+                    if server.api_key is not None and server.api_key not in (
+                            self.headers.get("x-api-key"),
+                            (self.headers.get("authorization") or "").removeprefix("Bearer ")):
+                        fault = "401"
                     server.requests.append({
                         "path": self.path, "body": body,
                         "headers": {k.lower(): v for k, v in self.headers.items()},

@@ -63,7 +63,12 @@ def route_from_dict(data: Any) -> Route | None:
         return None
     try:
         attempts = tuple(Attempt(**a) for a in data.get("attempts", ()))
-        return Route(str(data.get("policy", "")), attempts, str(data.get("summary", "")))
+        redactions = data.get("redactions") or {}
+        cost = data.get("cost_usd")
+        return Route(str(data.get("policy", "")), attempts, str(data.get("summary", "")),
+                     dict(redactions) if isinstance(redactions, dict) else {},
+                     int(data.get("local_only_dropped") or 0),
+                     float(cost) if isinstance(cost, int | float) else None)
     except TypeError:
         return None
 
@@ -82,24 +87,34 @@ def sources_from_list(data: Any) -> tuple[Source, ...]:
 
 
 def fallback_reason(route: Route | None) -> str | None:
-    """Why the router moved past its first choice, or None if it did not."""
+    """Why the router moved past its first choice (e.g. "local model timed out
+    after 20 s"), or None if it did not."""
     if route is None or len(route.attempts) < 2:
         return None
-    before = [a for a in route.attempts[:-1] if a.outcome != "answered"]
+    before = [a for a in route.attempts[:-1]
+              if a.outcome in ("failed", "abandoned", "skipped", "cancelled")]
     if not before:
         return None
-    if route.summary:
-        return route.summary
     first = before[0]
+    if first.detail:
+        return first.detail
+    # The router's summary reads "answered by P/M — why": the part after the dash.
+    _, dash, why = route.summary.partition(" — ")
+    if dash and why:
+        return why
     return f"{first.provider} {first.outcome}" + (f" ({first.reason})" if first.reason else "")
+
+
+def fallback_note(detail: str, provider: str, model: str) -> str:
+    """The line shown where an abandoned answer was, e.g. "Local model timed
+    out after 20 s — answering with openai/gpt-4o-mini"."""
+    why = detail.strip() or "the first choice failed"
+    return f"{why[:1].upper()}{why[1:]} — answering with {provider}/{model}"
 
 
 def badge_text(info: AnswerInfo) -> str:
     """E.g. `Local · SmolLM2 · 41 tok/s` or `Remote · gpt-4o-mini — local model timed out`."""
     parts = [f"{'Local' if info.local else 'Remote'} · {info.model}"]
-    if not info.local:
-        parts[0] = f"Remote · {info.provider} · {info.model}" if info.provider != info.model \
-            else parts[0]
     if info.tokens_per_s:
         parts.append(f"{info.tokens_per_s:.0f} tok/s")
     if info.sources:
@@ -112,3 +127,8 @@ def badge_text(info: AnswerInfo) -> str:
     text = " · ".join(parts)
     reason = fallback_reason(info.route)
     return f"{text} — {reason}" if reason else text
+
+
+def badge_tooltip(info: AnswerInfo) -> str:
+    where = "on this computer" if info.local else f"by the remote provider {info.provider}"
+    return f"Answered {where} with {info.model}; click for the details"

@@ -15,10 +15,12 @@ from app.core import offline
 from app.core.assistant import Assistant
 from app.paths import Paths, get_paths
 from app.settings import Settings, Value
+from app.ui import autostart
+from app.ui.errors import show_error
 from app.ui.global_shortcut import GlobalShortcut
 from app.ui.main_window import MainWindow
 from app.ui.quick_ask import QuickAsk
-from app.ui.settings_dialog import SettingsDialog
+from app.ui.settings_dialog import SettingsDialog, default_pages
 from app.ui.single_instance import InstanceServer
 from app.ui.theme import app_icon, apply_theme
 from app.ui.tray import Tray
@@ -62,7 +64,7 @@ class HearthApp(QObject):
         self.server.request_received.connect(self.handle_request)
         self.shortcut.activated.connect(self.quick_ask)
         self._setting_changed.connect(self._on_setting_changed)
-        for key in ("network.offline", "ui.theme"):
+        for key in ("network.offline", "ui.theme", "routing.policy"):
             settings.subscribe(key, self._relay(key))
         app = QApplication.instance()
         if isinstance(app, QApplication):
@@ -96,8 +98,11 @@ class HearthApp(QObject):
 
     def open_settings(self) -> SettingsDialog:
         if self.settings_dialog is None:
-            self.settings_dialog = SettingsDialog(self.settings, self.window)
+            self.settings_dialog = SettingsDialog(self.settings, self.window,
+                                                  default_pages(self.paths))
             self.settings_dialog.applied.connect(self._on_settings_applied)
+            self.settings_dialog.providers_changed.connect(
+                lambda _names: self.window.refresh_routes())
             self.settings_dialog.finished.connect(self._forget_settings)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
@@ -111,6 +116,21 @@ class HearthApp(QObject):
     def _on_settings_applied(self, changed: set[str]) -> None:
         if changed & MODEL_KEYS:
             self.window.preload_model()
+        if "ui.start_at_login" in changed:
+            self.apply_start_at_login()
+
+    def apply_start_at_login(self) -> bool:
+        """Write or remove the autostart entry to match the setting."""
+        enabled = bool(self.settings["ui.start_at_login"])
+        try:
+            autostart.set_enabled(enabled)
+        except OSError as exc:
+            what = "add" if enabled else "remove"
+            show_error(self.settings_dialog or self.window,
+                       f"Hearth could not {what} its autostart entry: "
+                       f"{exc.strerror or exc}.", repr(exc))
+            return False
+        return True
 
     # -- settings that change what is shown ----------------------------------------------
 
@@ -130,6 +150,8 @@ class HearthApp(QObject):
             app = QApplication.instance()
             if isinstance(app, QApplication):
                 apply_theme(app, str(value))
+        elif key == "routing.policy":
+            self.window.set_default_route(str(value))
 
     def _on_system_scheme(self, *_args: object) -> None:
         app = QApplication.instance()
@@ -161,7 +183,14 @@ class HearthApp(QObject):
         if not self.server.listen():
             log.warning("another launch will not find this instance")
         self.tray.show()
-        self.window.show()
+        if not self.settings["ui.start_minimised"]:
+            self.window.show()
+        elif not self.tray.available:
+            # Without a tray the window is the only way back in: start it minimised.
+            self.window.showMinimized()
+        if self.settings["ui.start_at_login"] and not autostart.is_enabled() \
+                and autostart.supported():
+            self.apply_start_at_login()  # e.g. turned on with `hearth config set`
         self.shortcut.start(str(self.settings["ui.quick_ask_shortcut"]))
         # After the window is on screen: the model loads in the background.
         QTimer.singleShot(0, self, self._preload)
@@ -180,6 +209,8 @@ class HearthApp(QObject):
         self.window.save_geometry()
         self.quick.shutdown()
         self.quick.close()
+        if self.settings_dialog is not None:
+            self.settings_dialog.reject()
         self.window.shutdown()
         self.window.hide()
         self.tray.hide()

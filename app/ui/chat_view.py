@@ -21,7 +21,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.conversations import Message
-from app.ui.answer_info import AnswerInfo, badge_text
+from app.ui.answer_info import (
+    AnswerInfo,
+    badge_text,
+    badge_tooltip,
+    fallback_note,
+    fallback_reason,
+)
 from app.ui.markdown import COPY_SCHEME, Colors, plain_html, render_markdown
 
 # Deltas are gathered and drawn at most this often, so a fast model cannot
@@ -92,6 +98,11 @@ class MessageWidget(QFrame):
         self.header.setFont(font)
         self.body = MessageBody()
         self.body.anchorClicked.connect(self._on_anchor)
+        # Says why the router moved the answer to another provider.
+        self.note_label = QLabel()
+        self.note_label.setWordWrap(True)
+        self.note_label.setObjectName("fallbackNote")
+        self.note_label.hide()
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setObjectName("errorText")
@@ -134,6 +145,7 @@ class MessageWidget(QFrame):
         layout.setContentsMargins(12, 8, 12, 6)
         layout.setSpacing(2)
         layout.addWidget(self.header)
+        layout.addWidget(self.note_label)
         layout.addWidget(self.body)
         layout.addLayout(error_row)
         layout.addLayout(footer)
@@ -160,7 +172,12 @@ class MessageWidget(QFrame):
     def set_info(self, info: AnswerInfo) -> None:
         self.info = info
         self.badge.setText(badge_text(info))
+        self.badge.setToolTip(badge_tooltip(info))
         self.badge.show()
+
+    def set_note(self, note: str) -> None:
+        self.note_label.setText(note)
+        self.note_label.setVisible(bool(note))
 
     def set_error(self, message: str, details: str = "") -> None:
         self.error_label.setText(message)
@@ -256,6 +273,9 @@ class ChatView(QScrollArea):
         widget.set_text(text)
         if info is not None:
             widget.set_info(info)
+            reason = fallback_reason(info.route)
+            if reason and info.status != "error":
+                widget.set_note(fallback_note(reason, info.provider, info.model))
             if info.status == "error" and info.error:
                 widget.set_error(info.error)
         return self._add(widget)
@@ -298,6 +318,19 @@ class ChatView(QScrollArea):
         if self._streaming is not None and self._pending:
             self._streaming.set_text(self._streaming.text + self._pending)
             self._pending = ""
+
+    def restart_answer(self, note: str) -> None:
+        """The router moved to another provider: drop the abandoned text
+        (drawn or still pending) and say why; the new answer streams in its place."""
+        self._timer.stop()
+        self._pending = ""
+        widget = self._streaming
+        if widget is None:
+            return
+        widget.text = ""
+        widget.code_blocks = []
+        widget.body.setHtml(f"<p style='color:{palette_colors(self).muted}'>Thinking…</p>")
+        widget.set_note(note)
 
     def finish_answer(self, info: AnswerInfo | None, error: str | None = None,
                       details: str = "") -> None:
@@ -343,6 +376,8 @@ class ChatView(QScrollArea):
         """All message text, for tests and copying a whole conversation."""
         parts = []
         for w in self.messages:
+            if w.note_label.text():
+                parts.append(w.note_label.text())
             parts.append(w.body.toPlainText())
             if w.badge.isVisible() or w.info is not None:
                 parts.append(w.badge.text())

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -22,10 +23,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.assistant import MAX_QUESTION_CHARS, Assistant
+from app.core.assistant import MAX_QUESTION_CHARS, AskOptions, Assistant
 from app.core.errors import HearthError
-from app.core.events import Delta, Error, Finished, Route, Source, Sources, Started
-from app.ui.answer_info import AnswerInfo
+from app.core.events import (
+    Delta,
+    Error,
+    Fallback,
+    Finished,
+    Route,
+    Source,
+    Sources,
+    Started,
+)
+from app.core.llm.registry import load_providers
+from app.ui.answer_info import AnswerInfo, fallback_note
 from app.ui.chat_view import ChatView, MessageWidget
 from app.ui.conversation_list import ConversationList
 from app.ui.details_dialog import AnswerDetailsDialog
@@ -128,6 +139,12 @@ class MainWindow(QMainWindow):
         self.stop_button.setToolTip("Stop the answer (Esc)")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
+        self.route_chooser = QComboBox()
+        self.route_chooser.setObjectName("routeChooser")
+        self.route_chooser.setToolTip(
+            "Who answers the next question: Auto (the local model, then the remote "
+            "providers in order), only the local model, or one remote provider")
+        self.refresh_routes()
 
         row = QHBoxLayout()
         row.setSpacing(8)
@@ -135,6 +152,7 @@ class MainWindow(QMainWindow):
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.route_chooser)
         buttons.addStretch(1)
         row.addLayout(buttons)
         center = QWidget()
@@ -338,8 +356,9 @@ class MainWindow(QMainWindow):
         self._set_sources(())
         conversation = self.conversation_id
         assistant = self.assistant
+        options = AskOptions(route=self.route())
         self._worker = GeneratorWorker(
-            lambda cancel: assistant.ask(question, conversation, cancel=cancel), self)
+            lambda cancel: assistant.ask(question, conversation, options, cancel), self)
         self._worker.item.connect(self._on_event)
         self._worker.failed.connect(self._on_failed)
         self._worker.done.connect(self._on_done)
@@ -350,6 +369,40 @@ class MainWindow(QMainWindow):
     def stop(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+
+    def route(self) -> str | None:
+        """The chosen route for the next question (a policy or a provider's name)."""
+        data = self.route_chooser.currentData()
+        return str(data) if data else None
+
+    def refresh_routes(self) -> None:
+        """Fill the route chooser from the configured providers, keeping the
+        choice when it still exists (else the routing.policy setting)."""
+        current = self.route_chooser.currentData() if self.route_chooser.count() else None
+        try:
+            names = [p.name for p in load_providers(self.assistant.paths)]
+        except HearthError as exc:
+            names = []
+            self.statusBar().showMessage(str(exc), 10_000)
+        chooser = self.route_chooser
+        chooser.blockSignals(True)
+        chooser.clear()
+        chooser.addItem("Auto", "auto")
+        chooser.addItem("Local only", "local-only")
+        if names:
+            chooser.addItem("Remote first", "remote-first")
+        for name in names:
+            chooser.addItem(name, name)
+        wanted = current or self.assistant.settings["routing.policy"]
+        index = chooser.findData(wanted)
+        chooser.setCurrentIndex(index if index >= 0 else 0)
+        chooser.blockSignals(False)
+
+    def set_default_route(self, policy: str) -> None:
+        """The routing.policy setting changed: the chooser follows it."""
+        index = self.route_chooser.findData(policy)
+        if index >= 0:
+            self.route_chooser.setCurrentIndex(index)
 
     def escape(self) -> None:
         if self.busy:
@@ -405,6 +458,10 @@ class MainWindow(QMainWindow):
             self._set_sources(event.sources)
         elif isinstance(event, Delta):
             self.chat.append_delta(event.text)
+        elif isinstance(event, Fallback):
+            note = fallback_note(event.detail, event.provider, event.model)
+            self.chat.restart_answer(note)
+            self.statusBar().showMessage(note, 10_000)
         elif isinstance(event, Route):
             self._route = event
         elif isinstance(event, Finished):

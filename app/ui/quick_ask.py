@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.assistant import MAX_QUESTION_CHARS, Assistant
-from app.core.events import Delta, Error, Finished, Route, Source, Sources, Started
-from app.ui.answer_info import AnswerInfo, badge_text
+from app.core.events import Delta, Error, Fallback, Finished, Route, Source, Sources, Started
+from app.ui.answer_info import AnswerInfo, badge_text, fallback_note
 from app.ui.chat_view import RENDER_INTERVAL_MS, palette_colors
 from app.ui.details_dialog import location
 from app.ui.markdown import render_markdown
@@ -68,6 +68,10 @@ class QuickAsk(QWidget):
         self.sources_label.setWordWrap(True)
         self.sources_label.setObjectName("placeholder")
         self.sources_label.hide()
+        self.note = QLabel()
+        self.note.setObjectName("fallbackNote")
+        self.note.setWordWrap(True)
+        self.note.hide()
         self.badge = QLabel()
         self.badge.setObjectName("placeholder")
         self.badge.setWordWrap(True)
@@ -82,6 +86,7 @@ class QuickAsk(QWidget):
         inner.setContentsMargins(14, 12, 14, 12)
         inner.setSpacing(8)
         inner.addWidget(self.input)
+        inner.addWidget(self.note)
         inner.addWidget(self.view, 1)
         inner.addWidget(self.sources_label)
         inner.addLayout(row)
@@ -116,6 +121,8 @@ class QuickAsk(QWidget):
         self.input.clear()
         self.view.clear()
         self.view.hide()
+        self.note.clear()
+        self.note.hide()
         self.sources_label.hide()
         self.badge.clear()
         self.continue_button.setEnabled(False)
@@ -148,6 +155,8 @@ class QuickAsk(QWidget):
         self.answer = ""
         self._route = None
         self._sources = ()
+        self.note.clear()
+        self.note.hide()
         self.view.setHtml(f"<p style='color:{palette_colors(self).muted}'>Thinking…</p>")
         self.view.show()
         self.sources_label.hide()
@@ -180,6 +189,13 @@ class QuickAsk(QWidget):
             self.answer += event.text
             if not self._timer.isActive():
                 self._timer.start()
+        elif isinstance(event, Fallback):
+            # The abandoned text goes; the new provider's answer streams in its place.
+            self._timer.stop()
+            self.answer = ""
+            self.view.setHtml(f"<p style='color:{palette_colors(self).muted}'>Thinking…</p>")
+            self.note.setText(fallback_note(event.detail, event.provider, event.model))
+            self.note.show()
         elif isinstance(event, Route):
             self._route = event
         elif isinstance(event, Finished):

@@ -1,8 +1,9 @@
 """The Settings dialog: one page per area, each field built from its
 declaration in `app.settings`, validated there, and written to settings.toml.
 
-Pages are `SettingsPage`s; another area (e.g. remote providers) is one more
-page passed to `SettingsDialog.add_page`."""
+Pages are `SettingsPage`s; another area is one more page passed to
+`SettingsDialog.add_page`. The Providers page (`app.ui.providers_page`) saves
+at once, since keys go straight to the keyring."""
 
 from __future__ import annotations
 
@@ -31,14 +32,21 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import HearthError
+from app.core.llm.registry import load_providers
+from app.core.llm.router import POLICIES
 from app.core.models.files import check_model_file
+from app.paths import Paths, get_paths
 from app.settings import Settings, SettingsError, Value, lookup
+from app.ui import autostart
 
 SPECIAL_TEXT = {
     "model.context_size": "The model's trained length",
     "model.threads": "Automatic (one per core)",
     "model.gpu_layers": "All (when the build supports it)",
+    "routing.heavy_prompt_tokens": "Never",
 }
+POLICY_LABELS = {"auto": "Auto (local first, then remote)", "local-only": "Local only",
+                 "remote-first": "Remote first"}
 LABELS = {
     "model.path": "Model file",
     "model.context_size": "Context size (tokens)",
@@ -51,6 +59,15 @@ LABELS = {
     "ui.theme": "Colours",
     "ui.close_to_tray": "Closing the window keeps Hearth in the system tray",
     "ui.quick_ask_shortcut": "Quick-ask shortcut",
+    "ui.start_minimised": "Start minimised to the system tray",
+    "ui.start_at_login": "Start Hearth when I log in",
+    "routing.policy": "Who answers",
+    "routing.ttft_timeout_s": "Wait for the local model's first word (s)",
+    "routing.stall_timeout_s": "Local model may pause mid-answer for (s)",
+    "routing.remote_fallback": "Allow remote providers (fall back when the local model fails)",
+    "routing.heavy_prompt_tokens": "Send prompts longer than (tokens) to the remote first",
+    "privacy.redact_secrets": "Redact keys, tokens and passwords from what is sent to a "
+                              "remote provider",
 }
 
 
@@ -83,6 +100,11 @@ def _field(key: str) -> QWidget:
     widget: QWidget
     if key == "model.path":
         widget = ModelPathField()
+    elif key == "routing.policy":
+        policy = QComboBox()
+        for choice in POLICIES:
+            policy.addItem(POLICY_LABELS[choice], choice)
+        widget = policy
     elif key == "generation.system_prompt":
         edit = QPlainTextEdit()
         edit.setMaximumHeight(110)
@@ -183,6 +205,12 @@ class SettingsPage(QWidget):
     def check(self, values: dict[str, Value]) -> None:
         """Extra checks for this page (raise SettingsError)."""
 
+    def providers_updated(self, names: list[str]) -> None:
+        """The configured remote providers changed (names in order)."""
+
+    def shutdown(self) -> None:
+        """The dialog is closing: stop this page's background work."""
+
 
 class ModelPage(SettingsPage):
     def __init__(self) -> None:
@@ -200,16 +228,97 @@ class ModelPage(SettingsPage):
                 raise SettingsError(str(exc)) from exc
 
 
-def default_pages() -> list[SettingsPage]:
+class RoutingPage(SettingsPage):
+    """Who answers and when Hearth gives up on the local model; the policy
+    offers each configured provider by name."""
+
+    def __init__(self, providers: list[str]) -> None:
+        super().__init__("Routing", ["routing.policy", "routing.ttft_timeout_s",
+                                     "routing.stall_timeout_s", "routing.remote_fallback",
+                                     "routing.heavy_prompt_tokens"],
+                         "Hearth answers with the model on this computer and falls back to "
+                         "the remote providers, in order, when it is too slow, stalls or "
+                         "cannot take the question.")
+        self.policy = self.fields["routing.policy"]
+        assert isinstance(self.policy, QComboBox)
+        self.providers: list[str] = []
+        self.providers_updated(providers)
+
+    def providers_updated(self, names: list[str]) -> None:
+        combo = self.policy
+        assert isinstance(combo, QComboBox)
+        current = combo.currentData()
+        self.providers = list(names)
+        while combo.count() > len(POLICIES):
+            combo.removeItem(combo.count() - 1)
+        for name in names:
+            combo.addItem(f"Only {name}", name)
+        if current is not None:
+            self._select(str(current))
+
+    def _select(self, value: str) -> None:
+        combo = self.policy
+        assert isinstance(combo, QComboBox)
+        index = combo.findData(value)
+        if index < 0:
+            # Kept visible (and refused on OK) rather than silently replaced.
+            combo.addItem(f"{value} (not configured)", value)
+            index = combo.count() - 1
+        combo.setCurrentIndex(index)
+
+    def load(self, settings: Settings) -> None:
+        super().load(settings)
+        self._select(str(settings["routing.policy"]))
+
+    def check(self, values: dict[str, Value]) -> None:
+        policy = str(values["routing.policy"])
+        if policy not in POLICIES and policy not in self.providers:
+            raise SettingsError(
+                f"The routing policy names the provider {policy!r}, which is not set up; "
+                "choose another or add it on the Providers page.")
+
+
+class DesktopPage(SettingsPage):
+    def __init__(self) -> None:
+        super().__init__("Desktop", ["ui.theme", "ui.close_to_tray", "ui.start_minimised",
+                                     "ui.start_at_login", "ui.quick_ask_shortcut"],
+                         "On Wayland, bind `hearth --quick-ask` to a shortcut in your desktop's "
+                         "keyboard settings instead.")
+        self.login_note = QLabel()
+        self.login_note.setWordWrap(True)
+        self.login_note.setObjectName("placeholder")
+        login = self.fields["ui.start_at_login"]
+        if autostart.supported():
+            self.login_note.setText(f"Adds {autostart.entry_path()} (an XDG autostart entry).")
+        else:
+            self.login_note.setText(autostart.UNSUPPORTED)
+            login.setEnabled(False)
+        form = self.layout()
+        assert isinstance(form, QFormLayout)
+        # PySide6's stubs type getWidgetPosition as returning `object`.
+        position: Any = form.getWidgetPosition(login)
+        form.insertRow(int(position[0]) + 1, self.login_note)
+
+
+def default_pages(paths: Paths | None = None) -> list[SettingsPage]:
+    from app.ui.providers_page import ProvidersPage
+
+    paths = paths or get_paths()
+    try:
+        names = [p.name for p in load_providers(paths)]
+    except HearthError:
+        names = []  # the Providers page shows why the file could not be read
     return [
         ModelPage(),
         SettingsPage("Answers", ["generation.max_tokens", "generation.temperature",
                                  "generation.system_prompt"]),
-        SettingsPage("Privacy", ["network.offline"],
-                     "In offline mode Hearth refuses every network connection."),
-        SettingsPage("Desktop", ["ui.theme", "ui.close_to_tray", "ui.quick_ask_shortcut"],
-                     "On Wayland, bind `hearth --quick-ask` to a shortcut in your desktop's "
-                     "keyboard settings instead."),
+        ProvidersPage(paths),
+        RoutingPage(names),
+        SettingsPage("Privacy", ["network.offline", "privacy.redact_secrets"],
+                     "In offline mode Hearth refuses every network connection. Before "
+                     "anything goes to a remote provider, secrets are redacted and text "
+                     "from local-only folders is removed."),
+        DesktopPage(),
     ]
 
 
@@ -217,6 +326,7 @@ class SettingsDialog(QDialog):
     """Edits the settings; OK writes the changed ones and emits `applied`."""
 
     applied = Signal(object)  # set of changed keys
+    providers_changed = Signal(list)  # provider names, in order
 
     def __init__(self, settings: Settings, parent: QWidget | None = None,
                  pages: Sequence[SettingsPage] | None = None) -> None:
@@ -245,6 +355,25 @@ class SettingsDialog(QDialog):
         page.load(self.settings)
         self.pages.append(page)
         self.tabs.addTab(page, page.title)
+        changed = getattr(page, "changed", None)
+        if changed is not None:
+            changed.connect(self._on_providers_changed)
+
+    def page(self, title: str) -> SettingsPage:
+        for page in self.pages:
+            if page.title == title:
+                return page
+        raise KeyError(title)
+
+    def _on_providers_changed(self, names: list[str]) -> None:
+        for page in self.pages:
+            page.providers_updated(names)
+        self.providers_changed.emit(names)
+
+    def done(self, result: int) -> None:
+        for page in self.pages:
+            page.shutdown()
+        super().done(result)
 
     def field(self, key: str) -> QWidget:
         for page in self.pages:

@@ -74,6 +74,8 @@ QFrame#answerMessage, QFrame#userMessage { border-radius: 10px; }
 QFrame#userMessage { background: palette(alternate-base); }
 QLabel#placeholder { color: palette(placeholder-text); font-size: 11pt; }
 QLabel#errorText { color: #d64541; }
+QLabel#fallbackNote { color: palette(placeholder-text); font-style: italic; }
+QLabel#keyringNote { color: #d64541; }
 QPushButton#badge { color: palette(placeholder-text); text-align: left; padding: 2px 4px;
                     border: none; }
 QPushButton#badge:hover { text-decoration: underline; }

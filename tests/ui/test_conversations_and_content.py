@@ -90,11 +90,16 @@ def test_code_block_copy_link_copies_the_code(qtbot: QtBot) -> None:
 
 def test_badge_says_remote_and_why_the_router_fell_back() -> None:
     route = Route("auto", (
-        Attempt("local", "qwen", 0.0, None, 20.0, "abandoned", "timeout"),
+        Attempt("local", "qwen", 0.0, None, 20.0, "failed", "ttft_timeout",
+                "local model timed out after 20 s"),
         Attempt("openai", "gpt-4o-mini", 20.0, 20.4, 22.0, "answered"),
-    ), "local model timed out after 20 s")
+    ), "answered by openai/gpt-4o-mini — local model timed out after 20 s")
     info = AnswerInfo("openai", "gpt-4o-mini", route=route)
-    assert badge_text(info) == "Remote · openai · gpt-4o-mini — local model timed out after 20 s"
+    assert badge_text(info) == "Remote · gpt-4o-mini — local model timed out after 20 s"
+    # A stored route without per-attempt details: the summary's reason still shows.
+    bare = Route("auto", (Attempt("local", "qwen", 0.0, None, 20.0, "failed"),
+                          route.attempts[1]), route.summary)
+    assert badge_text(AnswerInfo("openai", "gpt-4o-mini", route=bare)) == badge_text(info)
     assert badge_text(AnswerInfo("local", "qwen")) == "Local · qwen"
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QPlainTextEdit, QSpinBox
 from pytestqt.qtbot import QtBot
 
+from app.core.llm.registry import ProviderConfig, add_provider, remove_provider
 from app.paths import Paths
 from app.settings import Settings
-from app.ui.settings_dialog import ModelPathField, SettingsDialog
+from app.ui import autostart
+from app.ui.settings_dialog import ModelPathField, SettingsDialog, default_pages
 
 
 def test_settings_round_trip_through_settings_toml(qtbot: QtBot, settings: Settings,
@@ -18,7 +22,7 @@ def test_settings_round_trip_through_settings_toml(qtbot: QtBot, settings: Setti
     dialog = SettingsDialog(settings)
     qtbot.addWidget(dialog)
     assert [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())] == [
-        "Model", "Answers", "Privacy", "Desktop"]
+        "Model", "Answers", "Providers", "Routing", "Privacy", "Desktop"]
     f = dialog.field
     assert isinstance(f("model.path"), ModelPathField)
     f("model.path").edit.setText(str(model_path))  # type: ignore[attr-defined]
@@ -73,3 +77,96 @@ def test_a_bad_model_file_is_refused_in_words_and_nothing_is_written(
     assert dialog.error.isVisible() and "not a GGUF model file" in dialog.error.text()
     assert not settings.path.exists()
     assert settings["model.threads"] == 0
+
+
+def test_routing_and_privacy_round_trip(qtbot: QtBot, settings: Settings, paths: Paths) -> None:
+    add_provider(paths, ProviderConfig("groq", "openai", "https://api.groq.com/openai/v1",
+                                       "llama-3.1-8b-instant"))
+    dialog = SettingsDialog(settings, None, default_pages(paths))
+    qtbot.addWidget(dialog)
+    f = dialog.field
+    policy = f("routing.policy")
+    assert isinstance(policy, QComboBox)
+    assert [policy.itemData(i) for i in range(policy.count())] == [
+        "auto", "local-only", "remote-first", "groq"]
+    assert policy.currentData() == "auto"
+    policy.setCurrentIndex(policy.findData("groq"))
+    f("routing.ttft_timeout_s").setValue(3.5)  # type: ignore[attr-defined]
+    f("routing.stall_timeout_s").setValue(4.0)  # type: ignore[attr-defined]
+    f("routing.heavy_prompt_tokens").setValue(2000)  # type: ignore[attr-defined]
+    fallback = f("routing.remote_fallback")
+    redact = f("privacy.redact_secrets")
+    assert isinstance(fallback, QCheckBox) and fallback.isChecked()
+    assert isinstance(redact, QCheckBox) and redact.isChecked()
+    fallback.setChecked(False)
+    redact.setChecked(False)
+    assert dialog.save() is True
+    on_disk = tomllib.loads(settings.path.read_text())
+    assert on_disk["routing"] == {"policy": "groq", "ttft_timeout_s": 3.5,
+                                  "stall_timeout_s": 4.0, "heavy_prompt_tokens": 2000,
+                                  "remote_fallback": False}
+    assert on_disk["privacy"] == {"redact_secrets": False}
+    # The provider goes away: the policy that names it is shown, and refused in words.
+    remove_provider(paths, "groq")
+    again = SettingsDialog(Settings.load(paths), None, default_pages(paths))
+    qtbot.addWidget(again)
+    assert again.field("routing.policy").currentText() == "groq (not configured)"  # type: ignore[attr-defined]
+    assert again.save() is False
+    assert again.error.text() == ("The routing policy names the provider 'groq', which is "
+                                  "not set up; choose another or add it on the Providers page.")
+    assert again.tabs.currentWidget() is again.page("Routing")
+
+
+def test_start_at_login_writes_and_removes_the_autostart_entry(
+        qtbot: QtBot, hearth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    entry = tmp_path / "xdg" / "autostart" / "hearth.desktop"
+    dialog = hearth.open_settings()
+    login = dialog.field("ui.start_at_login")
+    assert isinstance(login, QCheckBox) and login.isEnabled()
+    assert str(entry) in dialog.page("Desktop").login_note.text()
+    login.setChecked(True)
+    dialog.field("ui.start_minimised").setChecked(True)
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    text = entry.read_text()
+    assert "[Desktop Entry]" in text and "\nExec=" in text and "Name=Hearth" in text
+    assert tomllib.loads(hearth.settings.path.read_text())["ui"] == {
+        "start_minimised": True, "start_at_login": True}
+    dialog = hearth.open_settings()
+    dialog.field("ui.start_at_login").setChecked(False)
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    assert not entry.exists()
+
+
+def test_start_at_login_says_where_it_is_not_supported(
+        qtbot: QtBot, settings: Settings, paths: Paths, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    # Only Linux runs here; the platform check is what differs on Windows/macOS.
+    monkeypatch.setattr("sys.platform", "win32")
+    dialog = SettingsDialog(settings, None, default_pages(paths))
+    qtbot.addWidget(dialog)
+    assert not dialog.field("ui.start_at_login").isEnabled()
+    assert dialog.page("Desktop").login_note.text() == autostart.UNSUPPORTED  # type: ignore[attr-defined]
+    with pytest.raises(OSError, match="not supported on Windows or macOS yet"):
+        autostart.set_enabled(True)
+
+
+# Showing a tray icon where the platform has none makes Qt warn once.
+@pytest.mark.qt_log_ignore("systemTrayWindowChanged")
+def test_start_minimised_keeps_the_window_in_the_tray(qtbot: QtBot, hearth: Any) -> None:
+    hearth.settings.override("ui.start_minimised", True)
+    # Offscreen Qt has no system tray; the flag stands in for one being there.
+    hearth.tray.available = True
+    hearth.start()
+    qtbot.waitUntil(lambda: hearth.window.model_state != "idle", timeout=5_000)
+    assert not hearth.window.isVisible()
+    hearth.handle_request({"action": "show"})
+    assert hearth.window.isVisible()
+
+
+def test_start_minimised_without_a_tray_starts_the_window_minimised(
+        qtbot: QtBot, hearth: Any) -> None:
+    hearth.settings.override("ui.start_minimised", True)
+    assert not hearth.tray.available
+    hearth.start()
+    qtbot.waitUntil(lambda: hearth.window.isMinimized(), timeout=5_000)

@@ -1,0 +1,216 @@
+"""Settings › Providers against the loopback fault server (which checks the
+key like a real service) and a test keyring backend (no OS keyring runs on
+this headless machine; keyring lets a program choose its backend)."""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keyring
+import pytest
+from keyring.backends import fail
+from PySide6.QtWidgets import QLineEdit
+from pytestqt.qtbot import QtBot
+
+from app.core.llm.registry import providers_file
+from app.paths import Paths
+from app.settings import Settings
+from app.ui.providers_page import ProvidersPage
+from app.ui.settings_dialog import RoutingPage, SettingsDialog, default_pages
+from tests.fault_server import ANSWER, FaultServer
+from tests.keyring_backend import MemoryKeyring
+
+RIGHT_KEY = "sk-right-4f3e2d1c0b9a8f7e6d5c4b3a"
+WRONG_KEY = "sk-wrong-0a1b2c3d4e5f6a7b8c9d0e1f"
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    s = FaultServer(api_key=RIGHT_KEY)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def dialog(qtbot: QtBot, settings: Settings, paths: Paths) -> Iterator[SettingsDialog]:
+    d = SettingsDialog(settings, None, default_pages(paths))
+    qtbot.addWidget(d)
+    d.show()
+    yield d
+    d.reject()  # stops the pages' workers
+
+
+def providers_page(dialog: SettingsDialog) -> ProvidersPage:
+    page = dialog.page("Providers")
+    assert isinstance(page, ProvidersPage)
+    dialog.tabs.setCurrentWidget(page)
+    return page
+
+
+def fill(page: ProvidersPage, server: FaultServer, key: str = "", name: str = "faulty") -> None:
+    page.new()
+    page.name.setText(name)
+    page.kind.setCurrentIndex(page.kind.findData("openai"))
+    page.base_url.setText(server.openai_url + "/")
+    page.model.setText("fault-model")
+    page.headers.setPlainText("X-Team: hearth\n")
+    page.timeout.setValue(5.0)
+    page.key.setText(key)
+
+
+def wait_done(qtbot: QtBot, page: ProvidersPage, action: Any) -> str:
+    with qtbot.waitSignal(page.finished, timeout=20_000) as done:
+        action()
+    qtbot.waitUntil(lambda: not page.busy, timeout=5_000)
+    return str(done.args[0])
+
+
+def test_add_a_provider_store_its_key_and_test_it(
+        qtbot: QtBot, hearth: Any, server: FaultServer, memory_keyring: MemoryKeyring,
+        hearth_home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    dialog = hearth.open_settings()
+    page = providers_page(dialog)
+    assert page.key.echoMode() == QLineEdit.EchoMode.Password
+    assert page.list.count() == 0 and not page.test_button.isEnabled()
+    assert [hearth.window.route_chooser.itemData(i)
+            for i in range(hearth.window.route_chooser.count())] == ["auto", "local-only"]
+
+    # A wrong key: stored in the keyring, refused by the server, said in words.
+    fill(page, server, WRONG_KEY)
+    with qtbot.waitSignal(dialog.providers_changed, timeout=5_000) as changed:
+        said = wait_done(qtbot, page, page.save_button.click)
+    assert changed.args[0] == ["faulty"]
+    assert said == "Saved faulty; its key is in the system keyring."
+    assert page.key.text() == ""
+    assert memory_keyring.store == {("hearth", "faulty"): WRONG_KEY}
+    qtbot.waitUntil(lambda: "key: keyring" in page.list.item(0).text(), timeout=5_000)
+    saved = tomllib.loads(providers_file(page.paths).read_text())["provider"]
+    assert saved == [{"name": "faulty", "kind": "openai", "base_url": server.openai_url,
+                      "model": "fault-model", "headers": {"X-Team": "hearth"},
+                      "timeout_s": 5.0, "heavy": False, "context_window": 0}]
+    # The route chooser and the routing policy now offer the provider by name.
+    assert hearth.window.route_chooser.findData("faulty") >= 0
+    routing = dialog.page("Routing")
+    assert isinstance(routing, RoutingPage)
+    assert routing.policy.findData("faulty") >= 0  # type: ignore[attr-defined]
+
+    said = wait_done(qtbot, page, page.test_button.click)
+    assert said == ("The server refused the key (401 unauthorized); check the key for "
+                    "faulty and test again.")
+    assert page.status.text() == said
+    assert server.requests[-1]["headers"]["authorization"] == f"Bearer {WRONG_KEY}"
+
+    # The right key replaces it; the test now gets the server's answer.
+    page.key.setText(RIGHT_KEY)
+    wait_done(qtbot, page, page.save_button.click)
+    assert memory_keyring.store == {("hearth", "faulty"): RIGHT_KEY}
+    said = wait_done(qtbot, page, page.test_button.click)
+    assert said.startswith(f"faulty works: fault-model answered {''.join(ANSWER)!r} (")
+    sent = server.requests[-1]["headers"]
+    assert sent["authorization"] == f"Bearer {RIGHT_KEY}" and sent["x-team"] == "hearth"
+
+    # Neither key is in any of Hearth's files, nor in the log.
+    files = [p for p in hearth_home.rglob("*") if p.is_file()]
+    assert any(p.name == "providers.toml" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert RIGHT_KEY.encode() not in data and WRONG_KEY.encode() not in data, path
+    assert RIGHT_KEY not in caplog.text and WRONG_KEY not in caplog.text
+
+
+def test_edit_forget_and_remove(qtbot: QtBot, dialog: SettingsDialog, server: FaultServer,
+                                memory_keyring: MemoryKeyring) -> None:
+    page = providers_page(dialog)
+    fill(page, server, RIGHT_KEY)
+    wait_done(qtbot, page, page.save_button.click)
+    fill(page, server, name="second")
+    page.save_button.click()  # no key typed: nothing goes to the keyring
+    assert page.status.text() == "Saved second."
+    qtbot.waitUntil(lambda: page.list.count() == 2, timeout=5_000)
+    page.list.setCurrentRow(0)
+    assert page.editing == "faulty" and page.name.isReadOnly()
+    assert page.headers.toPlainText() == "X-Team: hearth"
+    page.model.setText("bigger-model")
+    page.heavy.setChecked(True)
+    page.save_button.click()
+    saved = tomllib.loads(providers_file(page.paths).read_text())["provider"]
+    assert [(p["name"], p["model"], p["heavy"]) for p in saved] == [
+        ("faulty", "bigger-model", True), ("second", "fault-model", False)]
+    said = wait_done(qtbot, page, page.forget_button.click)
+    assert said == "Forgot the key for faulty." and memory_keyring.store == {}
+    with qtbot.waitSignal(page.changed, timeout=5_000) as changed:
+        page.remove_button.click()
+    assert changed.args[0] == ["second"]
+    assert page.status.text().startswith("Removed faulty;")
+    assert [p["name"] for p in tomllib.loads(
+        providers_file(page.paths).read_text())["provider"]] == ["second"]
+
+
+def test_bad_provider_input_is_one_sentence_and_nothing_is_written(
+        qtbot: QtBot, dialog: SettingsDialog, server: FaultServer,
+        memory_keyring: MemoryKeyring) -> None:
+    page = providers_page(dialog)
+    cases = [
+        (lambda: page.base_url.setText("not a url"), "is not a web address"),
+        (lambda: page.name.setText("local"), "cannot be a provider name"),
+        (lambda: page.model.setText(" "), "The model name is empty"),
+        (lambda: page.headers.setPlainText("just-a-name"),
+         "Each header line needs a name and a value"),
+        (lambda: page.headers.setPlainText("Authorization: Bearer abc"),
+         "store keys with `hearth keys set faulty`"),
+    ]
+    for spoil, words in cases:
+        fill(page, server, RIGHT_KEY)
+        spoil()
+        page.save_button.click()
+        assert words in page.status.text()
+        assert page.status.text().count(". ") == 0  # one sentence
+        assert not providers_file(page.paths).exists()
+    assert memory_keyring.store == {}
+    assert page.key.text() == RIGHT_KEY  # kept in the form to fix and save again
+    fill(page, server)
+    page.save_button.click()
+    fill(page, server)
+    page.save_button.click()
+    assert page.status.text() == "A provider called faulty already exists; remove it first."
+
+
+def test_a_refused_keyring_is_explained_and_the_environment_variable_works(
+        qtbot: QtBot, dialog: SettingsDialog, server: FaultServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        page = providers_page(dialog)
+        fill(page, server)
+        page.save_button.click()
+        qtbot.waitUntil(lambda: not page.keyring_note.isHidden(), timeout=5_000)
+        note = page.keyring_note.text()
+        assert note.startswith("Hearth will not store keys because no OS keyring was found;")
+        assert "HEARTH_<NAME>_API_KEY" in note and "HEARTH_FAULTY_API_KEY" in note
+        assert not page.key.isEnabled()
+        said = wait_done(qtbot, page, page.test_button.click)
+        assert said == ("The server asked for a key (401 unauthorized) and none is stored "
+                        "for faulty; enter one and test again.")
+        monkeypatch.setenv("HEARTH_FAULTY_API_KEY", RIGHT_KEY)
+        page.reload(select="faulty")
+        qtbot.waitUntil(lambda: "environment (HEARTH_FAULTY_API_KEY)" in
+                        page.list.item(0).text(), timeout=5_000)
+        said = wait_done(qtbot, page, page.test_button.click)
+        assert said.startswith("faulty works: fault-model answered")
+    finally:
+        keyring.set_keyring(previous)
