@@ -1,0 +1,170 @@
+"""Hybrid retrieval: vector similarity from Chroma and BM25 keywords from
+SQLite FTS5, fused by reciprocal rank, optionally diversified with MMR, then
+returned with path, lines/page and scores for citing."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.core.knowledge.embedder import Embedder
+from app.core.knowledge.store import Manifest, VectorStore
+
+RRF_K = 60
+MMR_LAMBDA = 0.7
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Words too common to say anything as keywords (the vectors still see them).
+STOPWORDS = frozenset(
+    "a an and are as at be but by can do does for from has have how i in is it its of on "
+    "or so than that the their them then there these they this to was we were what when "
+    "where which who why will with you your my me about into not no".split()
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    id: str
+    path: str
+    text: str
+    start_line: int | None
+    end_line: int | None
+    page: int | None
+    score: float  # fused score (higher is better)
+    vector_score: float | None  # cosine similarity, when found by vector
+    keyword_score: float | None  # BM25 (higher is better), when found by keyword
+    folder_id: int
+    local_only: bool
+
+    def snippet(self, chars: int = 200) -> str:
+        text = " ".join(self.text.split())
+        return text if len(text) <= chars else text[: chars - 1] + "…"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "start_line": self.start_line, "end_line": self.end_line,
+            "page": self.page, "score": round(self.score, 6),
+            "vector_score": None if self.vector_score is None else round(self.vector_score, 4),
+            "keyword_score": None if self.keyword_score is None else round(self.keyword_score,
+                                                                            4),
+            "snippet": self.snippet(), "text": self.text, "local_only": self.local_only,
+        }
+
+
+def fts_query(question: str) -> str | None:
+    """Keywords of a question as an FTS5 query (any of them, ranked by BM25)."""
+    words: list[str] = []
+    for w in _WORD.findall(question.lower()):
+        if w not in STOPWORDS and w not in words and (len(w) > 1 or w.isdigit()):
+            words.append(w)
+    if not words:
+        return None
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words[:32])
+
+
+class Retriever:
+    def __init__(self, manifest: Manifest, vectors: VectorStore | None, embedder: Embedder
+                 ) -> None:
+        self.manifest = manifest
+        self.vectors = vectors
+        self.embedder = embedder
+
+    def embed_query(self, question: str) -> np.ndarray:
+        # A question longer than the model reads is embedded by its start; the
+        # keyword side still sees all of it.
+        pieces = self.embedder.split(question, self.embedder.max_tokens - 2)
+        return self.embedder.embed([pieces[0] if pieces else question])[0]
+
+    def search(self, question: str, k: int = 8, *, folders: Sequence[int] | None = None,
+               kinds: Sequence[str] | None = None, path_glob: str | None = None,
+               mmr: bool = True) -> list[Result]:
+        question = question.strip()
+        if not question or k < 1:
+            return []
+        n = max(4 * k, 24) * (5 if path_glob else 1)
+        fused: dict[str, float] = {}
+        vec_score: dict[str, float] = {}
+        kw_score: dict[str, float] = {}
+        vecs: dict[str, np.ndarray] = {}
+        if self.vectors is not None:
+            qv = self.embed_query(question)
+            where = _where(folders, kinds)
+            ids, dists, embs = self.vectors.query(qv, n, where)
+            for rank, (cid, d) in enumerate(zip(ids, dists, strict=True)):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+                vec_score[cid] = 1.0 - d
+                if len(embs):
+                    vecs[cid] = embs[rank]
+        else:
+            qv = None
+        q = fts_query(question)
+        if q is not None:
+            for rank, (cid, bm25) in enumerate(self.manifest.keyword_search(q, n, folders, kinds)):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+                kw_score[cid] = -bm25
+        if not fused:
+            return []
+        ranked = sorted(fused, key=lambda c: fused[c], reverse=True)
+        hits = self.manifest.hits(ranked)
+        ranked = [c for c in ranked if c in hits]
+        if path_glob:
+            ranked = [c for c in ranked if _glob_match(hits[c].path, path_glob)]
+        if mmr and qv is not None and len(ranked) > k:
+            missing = [c for c in ranked if c not in vecs]
+            if missing and self.vectors is not None:
+                vecs.update(self.vectors.vectors(missing))
+            ranked = _mmr(ranked, fused, vecs, k)
+        out = []
+        for cid in ranked[:k]:
+            h = hits[cid]
+            out.append(Result(cid, h.path, h.text, h.start_line, h.end_line, h.page, fused[cid],
+                              vec_score.get(cid), kw_score.get(cid), h.folder_id, h.local_only))
+        return out
+
+
+def _where(folders: Sequence[int] | None, kinds: Sequence[str] | None) -> dict[str, Any] | None:
+    parts: list[dict[str, Any]] = []
+    if folders is not None:
+        parts.append({"folder_id": {"$in": list(folders)}})
+    if kinds is not None:
+        parts.append({"kind": {"$in": list(kinds)}})
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    if "/" not in pattern:
+        return fnmatch.fnmatch(path.rsplit("/", 1)[-1], pattern)
+    return fnmatch.fnmatch(path, pattern if pattern.startswith(("/", "*")) else "*/" + pattern)
+
+
+def _mmr(ranked: list[str], fused: dict[str, float], vecs: dict[str, np.ndarray], k: int
+         ) -> list[str]:
+    """Maximal marginal relevance: each pick trades relevance against
+    similarity to what was already picked."""
+    cands = [c for c in ranked if c in vecs]
+    rest = [c for c in ranked if c not in vecs]
+    if len(cands) <= 1:
+        return ranked
+    top = fused[ranked[0]]
+    rel = np.array([fused[c] / top for c in cands])
+    mat = np.stack([vecs[c] for c in cands])
+    sims = mat @ mat.T
+    chosen: list[int] = []
+    max_sim = np.full(len(cands), -np.inf)
+    left = np.ones(len(cands), dtype=bool)
+    for _ in range(min(k, len(cands))):
+        penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
+        score = MMR_LAMBDA * rel - (1 - MMR_LAMBDA) * penalty
+        score[~left] = -np.inf
+        i = int(np.argmax(score))
+        chosen.append(i)
+        left[i] = False
+        max_sim = np.maximum(max_sim, sims[i])
+    picked = [cands[i] for i in chosen]
+    return picked + [c for c in ranked if c not in picked and c not in rest] + rest
