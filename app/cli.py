@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-tokens", type=int, metavar="N", help="most tokens in the answer")
     ask.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     ask.add_argument("--seed", type=int, metavar="N", help="random seed for repeatable answers")
+    ask.add_argument("--no-files", action="store_true",
+                     help="do not look in the indexed folders for this question")
 
     doctor = sub.add_parser("doctor", help="check the installation")
     doctor.add_argument("--json", action="store_true")
@@ -63,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("conversations", help="list stored conversations")
     conv.add_argument("--json", action="store_true")
     conv.add_argument("--search", metavar="TEXT", help="only those whose title or text matches")
+
+    from app import cli_knowledge
+
+    cli_knowledge.add_parsers(sub)
     return p
 
 
@@ -99,8 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.ui.launch import launch
 
             return launch()
+        from app import cli_knowledge
+
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
-                   "conversations": cmd_conversations}[args.command]
+                   "conversations": cmd_conversations, "index": cli_knowledge.cmd_index,
+                   "search": cli_knowledge.cmd_search}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -134,7 +143,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.max_tokens is not None and args.max_tokens < 1:
         return fail("--max-tokens must be 1 or more.", EXIT_USAGE)
     options = AskOptions(model_path=args.model, max_tokens=args.max_tokens,
-                         temperature=args.temperature, seed=args.seed, offline=args.offline)
+                         temperature=args.temperature, seed=args.seed, offline=args.offline,
+                         use_files=not args.no_files)
     assistant = Assistant(settings, get_paths())
     cancel = CancelToken()
     previous = signal.getsignal(signal.SIGINT)

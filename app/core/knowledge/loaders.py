@@ -85,10 +85,18 @@ BINARY = {
 }
 
 
+# Editors' and downloaders' scratch files: never the real document.
+TEMP_SUFFIXES = ("~", ".tmp", ".temp", ".swp", ".swo", ".swx", ".part", ".crdownload",
+                 ".partial", ".orig", ".rej", ".bak")
+
+
 def kind_of(path: str | Path) -> str | None:
     """Which loader reads this file by its name; None: a binary type, skip it;
     "unknown": no known type, read it if its content is text."""
     name = os.path.basename(str(path))
+    lowered = name.lower()
+    if lowered.endswith(TEMP_SUFFIXES) or (name.startswith("#") and name.endswith("#")):
+        return None
     ext = os.path.splitext(name)[1].lower()
     if ext in MARKDOWN:
         return "markdown"

@@ -115,10 +115,25 @@ class FolderRules:
 
     # -- the whole folder ----------------------------------------------------------
 
-    def walk(self) -> Iterator[Entry | Problem]:
-        """Every file to index under the root, with its size and mtime."""
-        root_real = os.path.realpath(self.root)
-        yield from self._walk(self.root, "", [], {root_real})
+    def walk(self, under: str | None = None) -> Iterator[Entry | Problem]:
+        """Every file to index under the root (or under one folder inside it),
+        with its size and mtime."""
+        if under is None or under == self.root:
+            yield from self._walk(self.root, "", [], {os.path.realpath(self.root)})
+            return
+        if not self.contains(under) or self.wanted(os.path.join(under, "x.txt")) is None:
+            return
+        rel = os.path.relpath(under, self.root).replace(os.sep, "/")
+        ignores: list[tuple[str, Any]] = []
+        ancestors = {os.path.realpath(self.root)}
+        d, parts = self.root, rel.split("/")
+        for i, part in enumerate(parts):
+            spec = self._gitignore(d)
+            if spec is not None:
+                ignores.append(("/".join(parts[:i]), spec))
+            d = os.path.join(d, part)
+            ancestors.add(os.path.realpath(d))
+        yield from self._walk(under, rel, ignores, ancestors)
 
     def _walk(self, directory: str, rel: str, ignores: list[tuple[str, Any]],
               ancestors: set[str]) -> Iterator[Entry | Problem]:
