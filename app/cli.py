@@ -130,7 +130,7 @@ def _load_settings() -> Any:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from app.core.assistant import AskOptions, Assistant
-    from app.core.events import Delta, Error, Finished, Route, Started, to_dict
+    from app.core.events import Delta, Error, Finished, Route, Sources, Started, to_dict
     from app.core.llm.provider import CancelToken
     from app.paths import get_paths
 
@@ -158,6 +158,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     started: Started | None = None
     route: Route | None = None
     finished: Finished | None = None
+    sources: Sources | None = None
     try:
         for event in assistant.ask(question, args.conversation, options, cancel):
             if isinstance(event, Delta):
@@ -168,6 +169,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 started = event
             elif isinstance(event, Route):
                 route = event
+            elif isinstance(event, Sources):
+                sources = event
             elif isinstance(event, Finished):
                 finished = event
             elif isinstance(event, Error):
@@ -193,10 +196,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
             },
             "route": to_dict(route) if route else None,
             "notes": list(finished.notes),
+            "sources": [to_dict(s) for s in sources.sources] if sources else [],
         }
         if args.json:
             print(json.dumps(result, ensure_ascii=False, indent=2))
         else:
+            if sources:
+                print("Sources:")
+                for src in sources.sources:
+                    lines = (f":{src.start_line}-{src.end_line}" if src.start_line is not None
+                             else "")
+                    page = f" page {src.page}" if src.page is not None else ""
+                    print(f"  [{src.number}] {src.path}{page}{lines}")
             tps = f" · {t.tokens_per_s:.1f} tok/s" if t.tokens_per_s else ""
             note = "".join(f" · {n}" for n in finished.notes)
             print(f"— answered by {finished.provider}/{finished.model}{tps} · conversation "

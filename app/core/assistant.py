@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from app.core import offline
 from app.core.conversations import ConversationStore
@@ -23,6 +24,7 @@ from app.core.events import (
     Event,
     Finished,
     Route,
+    Sources,
     Started,
     Timings,
     Usage,
@@ -30,7 +32,7 @@ from app.core.events import (
 from app.core.llm.local import MIN_ANSWER_TOKENS, LocalModelConfig, LocalProvider
 from app.core.llm.provider import CancelToken, ChatMessage, ChatRequest, StreamEnd, TextDelta
 from app.core.models.files import resolve_model_path
-from app.core.prompting import PromptPlan
+from app.core.prompting import ContextChunk, PromptPlan
 from app.paths import Paths
 from app.settings import Settings
 
@@ -49,15 +51,25 @@ class AskOptions:
     seed: int | None = None
     offline: bool = False
     system_prompt: str | None = None
+    # Answer from the indexed folders (when there are any): retrieved passages
+    # go into the prompt as numbered, untrusted reference text.
+    use_files: bool = True
+    folders: tuple[str, ...] | None = None  # only these indexed folders
+    path_glob: str | None = None  # only files whose path matches
 
 
 class Assistant:
     """Owns the providers and the conversation store for one process."""
 
-    def __init__(self, settings: Settings, paths: Paths, store: ConversationStore | None = None):
+    def __init__(self, settings: Settings, paths: Paths, store: ConversationStore | None = None,
+                 knowledge: Any = None):
         self.settings = settings
         self.paths = paths
         self._store = store
+        # A KnowledgeBase shared with an indexer in this process (the window), or
+        # None: a read-only one is opened when folders are indexed.
+        self._knowledge = knowledge
+        self._owns_knowledge = False
         self._providers: dict[LocalModelConfig, LocalProvider] = {}
         self._lock = threading.Lock()
 
@@ -95,6 +107,9 @@ class Assistant:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._owns_knowledge and self._knowledge is not None:
+            self._knowledge.close()
+            self._knowledge = None
 
     def ask(
         self,
@@ -156,8 +171,11 @@ class Assistant:
             model_name = loaded.name
             system = opts.system_prompt if opts.system_prompt is not None else (
                 s["generation.system_prompt"])
-            plan = PromptPlan(system, tuple(history), question)
+            context, retrieval_note = self._retrieve(question, opts)
+            plan = PromptPlan(system, tuple(history), question, context)
             plan, dropped = self._fit(provider, plan, loaded.n_ctx)
+            if plan.context:
+                yield Sources(tuple(c.source() for c in plan.context))
             request = ChatRequest(
                 messages=plan.render(),
                 max_tokens=opts.max_tokens or s["generation.max_tokens"],
@@ -205,6 +223,11 @@ class Assistant:
         notes = list(end.notes)
         if dropped:
             notes.append(f"{dropped} earlier messages left out to fit the context window")
+        if len(plan.context) < len(context):
+            notes.append(f"{len(context) - len(plan.context)} passages from your files left out "
+                         "to fit the context window")
+        if retrieval_note:
+            notes.append(retrieval_note)
         outcome = "cancelled" if end.finish_reason == "cancelled" else "answered"
         attempt = Attempt(provider_name, model_name, 0.0,
                           None if first_token is None else first_token - started,
@@ -222,10 +245,43 @@ class Assistant:
         yield Finished(conv_id, user_msg_id, answer, provider_name, model_name, usage, timings,
                        end.finish_reason, tuple(notes))
 
+    def _retrieve(self, question: str, opts: AskOptions) -> tuple[tuple[ContextChunk, ...],
+                                                                    str | None]:
+        """Passages from the indexed folders for this question, best first.
+        Never fails the answer: a problem becomes a note."""
+        if not opts.use_files:
+            return (), None
+        try:
+            kb = self._knowledge
+            if kb is None:
+                from app.core.knowledge.base import KnowledgeBase, has_folders
+
+                if not has_folders(self.paths):
+                    return (), None
+                kb = self._knowledge = KnowledgeBase(self.paths, self.settings, writer=False)
+                self._owns_knowledge = True
+            results = kb.search(question, folders=opts.folders, path_glob=opts.path_glob)
+        except Exception as exc:
+            log.exception("searching the indexed folders failed")
+            return (), f"your files could not be searched ({exc})"
+        return tuple(
+            ContextChunk(n, r.path, r.text, r.start_line, r.end_line, r.page, r.score,
+                         r.local_only)
+            for n, r in enumerate(results, start=1)
+        ), None
+
     def _fit(
         self, provider: LocalProvider, plan: PromptPlan, n_ctx: int
     ) -> tuple[PromptPlan, int]:
-        """Drop the oldest turns until the prompt leaves room for an answer."""
+        """Drop the lowest-ranked passages, then the oldest turns, until the
+        prompt leaves room for an answer."""
+        context = plan.context
+        while context:
+            tokens = provider.count_tokens(plan.with_context(context).render())
+            if tokens + MIN_ANSWER_TOKENS <= n_ctx:
+                break
+            context = context[:-1]
+        plan = plan.with_context(context)
         dropped = 0
         history = plan.history
         while True:

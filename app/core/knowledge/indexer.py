@@ -192,7 +192,7 @@ class Indexer:
         try:
             if not os.path.isdir(folder.path):
                 return "the folder is not there (an unmounted drive?); its index is kept"
-            if known and not any(os.scandir(folder.path)):
+            if known and not _has_entries(folder.path):
                 # An empty mount point where a drive used to be: keep the index.
                 return "the folder is empty but held files before (an unmounted drive?); " \
                        "its index is kept"
@@ -347,6 +347,12 @@ class Indexer:
             self._record_problem(folder, path, SKIPPED, str(exc), stats, progress,
                                  size=after.st_size, mtime_ns=after.st_mtime_ns, hash=digest)
             return None
+        # A passage repeated within a file is indexed once (its first place):
+        # identical vectors add nothing and crowd out other results.
+        unique: dict[str, Chunk] = {}
+        for c in chunks:
+            unique.setdefault(c.hash, c)
+        chunks = list(unique.values())
         if not chunks:
             self._record_problem(folder, path, SKIPPED, "the file has no text", stats, progress,
                                  size=after.st_size, mtime_ns=after.st_mtime_ns, hash=digest)
@@ -420,7 +426,7 @@ class Indexer:
                 embed_total[0] += len(rows)
                 progress(ev.Embedding(embed_total[0], embed_total[1]))
             if new:
-                self.vectors.upsert(
+                self.vectors.add(
                     [p.ids[i] for p, i in new], vectors,
                     [p.chunks[i].text for p, i in new],
                     [_meta(p, p.chunks[i]) for p, i in new])
@@ -445,6 +451,11 @@ class Indexer:
         stats.chunks_embedded += len(to_embed)
         stats.chunks_reused += len(new) - len(to_embed)
         stats.chunks_removed += len(stale)
+
+
+def _has_entries(directory: str) -> bool:
+    with os.scandir(directory) as it:
+        return any(True for _ in it)
 
 
 def _meta(p: _Prepared, ch: Chunk) -> dict[str, Any]:

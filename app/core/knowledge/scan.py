@@ -41,7 +41,7 @@ class Problem:
 
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec | None:
-    return pathspec.PathSpec.from_lines("gitwildmatch", patterns) if patterns else None
+    return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
 
 
 class FolderRules:
