@@ -256,6 +256,8 @@ class Indexer:
                     ) -> ev.Stats:
         """Index these files (each belongs to the folder given with it)."""
         stats = ev.Stats()
+        # The same path twice (a folder event and a file event) is read once.
+        items = list({safe_text(p): (f, p) for f, p in items}.values())
         batch: list[_Prepared] = []
         pending_chunks = 0
         embed_total = [0, 0]  # done, total: for progress across batches

@@ -133,11 +133,17 @@ class Watcher:
         handler = Handler()
         self._rules[folder.id] = FolderRules(folder)
         self._folders[folder.id] = folder
+        obs = None
         try:
             obs = self._make_observer(polling=False)
             obs.schedule(handler, folder.path, recursive=True)
             obs.start()
         except OSError as exc:
+            if obs is not None:
+                try:  # releases the inotify reader thread the observer started
+                    obs.stop()
+                except Exception:
+                    log.debug("stopping a failed observer", exc_info=True)
             if exc.errno not in (errno.ENOSPC, errno.EMFILE, errno.ENFILE):
                 raise
             self.polling.add(folder.path)
