@@ -4,6 +4,7 @@ the CLI, the assistant and the window ask (folders, status, search)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -122,10 +123,8 @@ class KnowledgeBase:
             # and embed everything again.
             log.warning("embedding model changed (%s -> %s): re-embedding", previous,
                         self.embedder.id)
-            try:
+            with contextlib.suppress(Exception):
                 client.delete_collection("hearth-" + previous)
-            except Exception:
-                pass
             with self.manifest.tx() as db:
                 db.execute("DELETE FROM chunks")
                 db.execute("UPDATE files SET status = 'pending', hash = NULL, chunk_count = 0")

@@ -19,11 +19,13 @@ RRF_K = 60
 MMR_LAMBDA = 0.7
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words too common to say anything as keywords (the vectors still see them).
-STOPWORDS = frozenset(
-    "a an and are as at be but by can do does for from has have how i in is it its of on "
-    "or so than that the their them then there these they this to was we were what when "
-    "where which who why will with you your my me about into not no".split()
-)
+STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for", "from",
+    "has", "have", "how", "i", "in", "is", "it", "its", "of", "on", "or", "so", "than", "that",
+    "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we",
+    "were", "what", "when", "where", "which", "who", "why", "will", "with", "you", "your",
+    "my", "me", "about", "into", "not", "no",
+))
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ INDEXED, PENDING, INDEXING, SKIPPED, FAILED, IGNORED = (
     "indexed", "pending", "indexing", "skipped", "failed", "ignored")
 
 
-class IndexError_(HearthError):  # noqa: N801 - "IndexError" is a builtin
+class IndexError_(HearthError):
     reason = "index"
 
 
@@ -288,7 +288,7 @@ class Manifest:
 
     def files(self, folder_id: int | None = None, statuses: Iterable[str] = ()) -> list[
             FileRecord]:
-        sql, params = "SELECT * FROM files WHERE 1=1", []
+        sql, params = "SELECT * FROM files WHERE 1=1", list[Any]()
         if folder_id is not None:
             sql += " AND folder_id = ?"
             params.append(folder_id)

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -117,8 +116,8 @@ def test_every_kind_of_bad_input_is_recorded_and_the_rest_is_indexed(
     make_docx(docs / "letter.docx", ["The annual picnic moves to the lakeside meadow."])
     (docs / "latin1.txt").write_bytes(("Crème brûlée recette: le caramel doit être doré. "
                                        * 10).encode("cp1252"))
-    words = [f"{w}{i % 97}" for i, w in enumerate(
-        "lorem ipsum dolor sit amet consectetur adipiscing elit sed do".split() * 20000)]
+    vocab = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit"]
+    words = [f"{w}{i % 97}" for i, w in enumerate(vocab * 25000)]
     (docs / "oneline.txt").write_text(" ".join(words)[:1_000_000])  # 1 MB on one line
     (docs / "odd 'name' ünï 🔥 [x].md").write_text("Quokkas are small marsupials from Rottnest.")
     os.symlink(docs / "loop1.md", docs / "loop2.md")

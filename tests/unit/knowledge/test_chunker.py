@@ -3,6 +3,8 @@ never longer than the model reads, lines and pages kept."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from app.core.knowledge.base import shared_embedder
@@ -81,7 +83,7 @@ def test_overlap_carries_context_between_chunks(emb: MiniLMEmbedder) -> None:
     text = "\n".join(f"Line {i} says something different about number {i}." for i in range(200))
     chunks = chunk_document(Document("t.txt", "text", (Segment(text),)), emb)
     assert len(chunks) > 3
-    overlapping = sum(b.start_line <= a.end_line for a, b in zip(chunks, chunks[1:], strict=False))
+    overlapping = sum(b.start_line <= a.end_line for a, b in itertools.pairwise(chunks))
     assert overlapping >= len(chunks) - 2
 
 

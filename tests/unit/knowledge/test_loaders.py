@@ -70,7 +70,8 @@ def test_docx_paragraphs_become_lines(tmp_path: Path) -> None:
     path = tmp_path / "letter.docx"
     make_docx(path, ["Dear reader,", "The meeting moved to Thursday."])
     doc = load(str(path), path.read_bytes())
-    assert doc.segments[0].text.split("\n")[:2] == ["Dear reader,", "The meeting moved to Thursday."]
+    lines = doc.segments[0].text.split("\n")
+    assert lines[:2] == ["Dear reader,", "The meeting moved to Thursday."]
     with pytest.raises(LoadError):
         load("bad.docx", b"PK\x03\x04 not really a zip")
 
