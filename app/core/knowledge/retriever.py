@@ -88,26 +88,31 @@ class Retriever:
         if not question or k < 1:
             return []
         n = max(4 * k, 24) * (5 if path_glob else 1)
-        fused: dict[str, float] = {}
-        vec_score: dict[str, float] = {}
-        kw_score: dict[str, float] = {}
         vecs: dict[str, np.ndarray] = {}
-        if self.vectors is not None:
-            qv = self.embed_query(question)
-            where = _where(folders, kinds)
-            ids, dists, embs = self.vectors.query(qv, n, where)
-            for rank, (cid, d) in enumerate(zip(ids, dists, strict=True)):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-                vec_score[cid] = 1.0 - d
-                if len(embs):
-                    vecs[cid] = embs[rank]
-        else:
-            qv = None
+        keyword: list[tuple[str, float]] = []
         q = fts_query(question)
         if q is not None:
-            for rank, (cid, bm25) in enumerate(self.manifest.keyword_search(q, n, folders, kinds)):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-                kw_score[cid] = -bm25
+            keyword = self.manifest.keyword_search(q, n, folders, kinds)
+        qv: np.ndarray | None = None
+        if self.vectors is not None:
+            qv = self.embed_query(question)
+            ids, _dists, embs = self.vectors.query(qv, n, _where(folders, kinds))
+            vecs.update(zip(ids, embs, strict=True))
+            # Keyword hits the vector index did not return get their vectors
+            # too, and the vector ranking is made by exact cosine over both: an
+            # approximate (HNSW) search can miss a close chunk, e.g. next to
+            # thousands of near-duplicate ones, and this puts it back.
+            missing = [cid for cid, _ in keyword if cid not in vecs]
+            if missing:
+                vecs.update(self.vectors.vectors(missing))
+        sims = {cid: float(v @ qv) for cid, v in vecs.items()} if qv is not None else {}
+        fused: dict[str, float] = {}
+        for rank, cid in enumerate(sorted(sims, key=lambda c: sims[c], reverse=True)[:n]):
+            fused[cid] = 1.0 / (RRF_K + rank + 1)
+        kw_score: dict[str, float] = {}
+        for rank, (cid, bm25) in enumerate(keyword):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+            kw_score[cid] = -bm25
         if not fused:
             return []
         ranked = sorted(fused, key=lambda c: fused[c], reverse=True)
@@ -116,15 +121,12 @@ class Retriever:
         if path_glob:
             ranked = [c for c in ranked if _glob_match(hits[c].path, path_glob)]
         if mmr and qv is not None and len(ranked) > k:
-            missing = [c for c in ranked if c not in vecs]
-            if missing and self.vectors is not None:
-                vecs.update(self.vectors.vectors(missing))
             ranked = _mmr(ranked, fused, vecs, k)
         out = []
         for cid in ranked[:k]:
             h = hits[cid]
             out.append(Result(cid, h.path, h.text, h.start_line, h.end_line, h.page, fused[cid],
-                              vec_score.get(cid), kw_score.get(cid), h.folder_id, h.local_only))
+                              sims.get(cid), kw_score.get(cid), h.folder_id, h.local_only))
         return out
 
 
