@@ -247,6 +247,7 @@ class Reporter:
         self.files_total = 0
         self.files_done = 0
         self.chunks = 0
+        self._embedded_in_run = 0
         self.started = time.monotonic()
         self.last_line = 0.0
         self._progress: Any = None
@@ -287,6 +288,7 @@ class Reporter:
         if isinstance(event, ev.Scanning):
             self._update(phase="scanning", current=event.folder)
         elif isinstance(event, ev.Scanned):
+            self._embedded_in_run = 0
             self.files_total += event.changed
             if self._progress is not None:
                 self._progress.update(self._task, total=self.files_total or None)
@@ -297,7 +299,6 @@ class Reporter:
             self._update(phase="indexing", current=_short(event.path))
         elif isinstance(event, ev.FileDone):
             self.files_done += 1
-            self.chunks += event.embedded
             if self.follow and not self._progress:
                 self._line(f"indexed {event.path} ({event.chunks} chunks)", force=True)
             self._update(advance=1)
@@ -311,7 +312,11 @@ class Reporter:
         elif isinstance(event, ev.FolderUnavailable):
             self._print(f"warning: {event.folder}: {event.reason}")
         elif isinstance(event, ev.Embedding):
-            self._update()
+            # `done` counts up within one indexing run and starts again at the next.
+            step = event.done - self._embedded_in_run
+            self.chunks += event.done if step < 0 else step
+            self._embedded_in_run = event.done
+            self._update(phase="embedding", current=f"chunks {event.done:,}/{event.total:,}")
         elif isinstance(event, ev.Finished) and self.follow:
             s = event.stats
             if s.indexed or s.removed or s.failed or s.skipped:

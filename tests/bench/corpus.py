@@ -1,5 +1,6 @@
 """Real text for the knowledge benchmarks, found on this machine (no network):
-Debian's package documentation and the Python standard library's sources."""
+Debian's package documentation, the Python standard library's sources and the
+sources and docs of the packages installed in the virtualenv."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-ROOTS = ("/usr/share/doc", sysconfig.get_paths()["stdlib"])
+ROOTS = ("/usr/share/doc", sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"])
 TEXT_EXT = {".py", ".txt", ".md", ".rst", "", ".html", ".csv", ".json", ".cfg"}
 
 
@@ -19,8 +20,9 @@ def real_files(count: int, max_bytes: int = 4096, min_bytes: int = 200,
     found: list[Path] = []
     for root in ROOTS:
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in ("site-packages", "__pycache__")
-                                 and not d.startswith("."))
+            # The stdlib's own site-packages is the virtualenv's business.
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in (
+                "__pycache__", "site-packages"))
             for name in sorted(filenames):
                 p = Path(dirpath, name)
                 if p.suffix not in TEXT_EXT or name.startswith(".") or p.is_symlink():

@@ -25,8 +25,9 @@ from app.core import offline
 from app.core.knowledge.embedder import MiniLMEmbedder, default_model_files
 from tests.bench.corpus import real_chunks
 
-pytestmark = pytest.mark.bench
-N_CHUNKS = int(os.environ.get("BENCH_CHUNKS", "1000"))
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
+N_CHUNKS = int(os.environ.get("BENCH_CHUNKS", "600"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 def chroma_function(tmp: Path, threads: int):  # type: ignore[no-untyped-def]
@@ -60,17 +61,21 @@ def test_embedding_throughput(tmp_path: Path) -> None:
         theirs = chroma_function(tmp_path, ours.threads)
         ours.embed(chunks[:16])
         theirs(chunks[:16])  # warm both up
-        t = time.perf_counter()
-        a = ours.embed(chunks)
-        ours_s = time.perf_counter() - t
-        t = time.perf_counter()
-        b = np.asarray(theirs(chunks), dtype=np.float32)
-        theirs_s = time.perf_counter() - t
+        ours_times, theirs_times = [], []
+        for _ in range(ROUNDS):  # interleaved, so both see the same machine load
+            t = time.perf_counter()
+            a = ours.embed(chunks)
+            ours_times.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            b = np.asarray(theirs(chunks), dtype=np.float32)
+            theirs_times.append(time.perf_counter() - t)
+        ours_s, theirs_s = float(np.median(ours_times)), float(np.median(theirs_times))
     finally:
         offline.disable()
     cos = np.sum(a * b, axis=1)
     tokens = ours.count(chunks)
-    print(f"\nembedding throughput on {len(chunks)} real-text chunks "
+    print(f"\nembedding throughput on {len(chunks)} real-text chunks, median of {ROUNDS} "
+          "interleaved rounds "
           f"(mean {np.mean(tokens):.0f}, max {max(tokens)} tokens), {ours.threads} threads:")
     print(f"  Hearth MiniLMEmbedder     {len(chunks) / ours_s:8.1f} chunks/s  ({ours_s:.2f} s)")
     print(f"  Chroma ONNXMiniLM_L6_V2   {len(chunks) / theirs_s:8.1f} chunks/s  ({theirs_s:.2f} s)")

@@ -22,7 +22,7 @@ from app.paths import Paths
 from app.settings import Settings
 from tests.bench.corpus import copy_corpus
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
 N_FILES = int(os.environ.get("BENCH_FILES", "2000"))
 N_EDITS = int(os.environ.get("BENCH_EDITS", "25"))
 
@@ -42,7 +42,7 @@ def test_full_index_and_unchanged_rerun(paths: Paths, settings: Settings,
         rerun_s = time.perf_counter() - t
         chunks = kb.manifest.counts()["chunks"]
     print(f"\nfull index of {len(files):,} real text files ({size / 1e6:.1f} MB; Debian package "
-          f"docs and Python stdlib sources), {os.cpu_count()} CPUs:")
+          f"docs, Python sources and docs), {os.cpu_count()} CPUs:")
     print(f"  {stats.indexed:,} indexed, {stats.skipped + stats.failed} left out, "
           f"{chunks:,} chunks ({stats.chunks_embedded:,} embedded) in {full_s:.1f} s")
     print(f"  {stats.indexed / full_s:.1f} files/s, {stats.chunks_embedded / full_s:.1f} chunks/s "
@@ -87,7 +87,7 @@ def test_watch_latency(paths: Paths, settings: Settings, tmp_path: Path) -> None
                         raise AssertionError(f"edit {i} not indexed after 30 s")
                     time.sleep(0.005)
                 latencies.append(time.perf_counter() - t)
-                assert kb.search(f"{token} edited note", 3)[0].path == str(target)
+                assert str(target) in [r.path for r in kb.search(token, 3)]
                 time.sleep(0.2)
         finally:
             w.stop()

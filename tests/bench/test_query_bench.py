@@ -26,7 +26,7 @@ from app.paths import Paths
 from app.settings import Settings
 from tests.bench.corpus import real_files
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
 TARGET = int(os.environ.get("BENCH_QUERY_CHUNKS", "50000"))
 CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "hearth-bench"))
 

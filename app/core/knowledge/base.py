@@ -132,7 +132,9 @@ class KnowledgeBase:
         self.manifest.set_meta("embedder_id", self.embedder.id)
         # "0" while a writer has the index open: finding it at start means the
         # last writer died mid-way, so the manifest and Chroma are compared.
-        self.needs_repair = self.manifest.get_meta("writer_clean") == "0"
+        # A batch left "indexing" (an exception or Ctrl+C mid-way) needs the same.
+        self.needs_repair = self.manifest.get_meta("writer_clean") == "0" or bool(
+            self.manifest.query("SELECT 1 FROM files WHERE status = 'indexing' LIMIT 1"))
         self.manifest.set_meta("writer_clean", "0")
 
     def close(self) -> None:

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Files prepared before their new chunks are embedded and written together:
 # bigger batches embed faster; a crash redoes at most one batch.
-BATCH_CHUNKS = 512
+BATCH_CHUNKS = 256
 BATCH_FILES = 200
 
 
@@ -218,9 +218,11 @@ class Indexer:
             rec = self.manifest.file(p)
             if rec is not None:
                 records.append(rec)
-            prefix = p.rstrip(os.sep) + os.sep
+            # Everything under it, if it was a folder ('0' sorts right after '/',
+            # so this is a range scan of the path index).
+            base = p.rstrip(os.sep)
             records += [FileRecord(**dict(r)) for r in self.manifest.query(
-                "SELECT * FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))]
+                "SELECT * FROM files WHERE path > ? AND path < ?", (base + "/", base + "0"))]
         return self.remove_records(records, progress)
 
     def remove_records(self, records: Sequence[FileRecord], progress: ev.Progress = ev.ignore
@@ -420,7 +422,7 @@ class Indexer:
                 else:
                     to_embed.append(row)
             embed_total[1] += len(to_embed)
-            step = 256
+            step = 128
             for k in range(0, len(to_embed), step):
                 rows = to_embed[k:k + step]
                 texts = [new[r][0].chunks[new[r][1]].text for r in rows]

@@ -56,6 +56,15 @@ class FolderRules:
     def contains(self, path: str) -> bool:
         return path == self.root or path.startswith(self.root.rstrip(os.sep) + os.sep)
 
+    def never(self, path: str) -> bool:
+        """True for paths that can never be indexed whatever their name (inside
+        .git, node_modules, a hidden folder…); a cheap first filter for events."""
+        if not self.contains(path) or path == self.root:
+            return not self.contains(path)
+        parts = os.path.relpath(path, self.root).split(os.sep)
+        return any(p.startswith(".") or p in SKIP_DIRS or p.endswith(".egg-info")
+                   for p in parts[:-1]) or parts[-1].startswith(".git")
+
     def dir_skipped(self, path: str) -> bool:
         name = os.path.basename(path)
         if name.startswith(".") or name in SKIP_DIRS or name.endswith(".egg-info"):

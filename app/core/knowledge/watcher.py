@@ -173,17 +173,18 @@ class Watcher:
         self._rules.pop(folder_id, None)
 
     def _refresh_folders(self) -> list[Folder]:
-        """Start watching new and returned folders; stop for removed ones.
-        Returns the folders that need a reconcile now."""
+        """Start watching new and returned folders; stop for removed, paused
+        and vanished ones; pick up changed globs. Returns the folders that need
+        a reconcile now."""
         current = {f.id: f for f in self.kb.folders()}
-        todo: list[Folder] = []
         for fid in list(self._observers):
-            f = current.get(fid)
-            if f is None or f.paused or not os.path.isdir(f.path):
+            f, old = current.get(fid), self._folders[fid]
+            if (f is None or f.paused or not os.path.isdir(f.path)
+                    or (f.include, f.exclude) != (old.include, old.exclude)):
                 self._unwatch(fid)
-            elif f != self._folders.get(fid) and f.include == self._folders[fid].include and (
-                    f.exclude == self._folders[fid].exclude):
+            else:
                 self._folders[fid] = f
+        todo: list[Folder] = []
         for fid, f in current.items():
             if f.paused or fid in self._observers:
                 continue
@@ -202,6 +203,11 @@ class Watcher:
         if kind in ("opened", "closed_no_write"):
             return
         src = os.fsdecode(event.src_path)
+        rules = self._rules.get(folder_id)
+        dest_raw = getattr(event, "dest_path", "") if kind == "moved" else ""
+        if rules is not None and rules.never(src) and (not dest_raw or rules.never(
+                os.fsdecode(dest_raw))):
+            return  # inside .git, node_modules…: a checkout or install storm, not ours
         now = time.monotonic()
         with self._cond:
             if kind == "moved":
@@ -324,8 +330,8 @@ class Watcher:
                     removed.append(p.moved_from)
                 continue
             if self._rules[folder.id].wanted(path) is None:
-                if p.moved_from is None:
-                    removed.append(path)  # e.g. renamed to an excluded name
+                if p.moved_from is None and self.kb.manifest.file(path) is not None:
+                    removed.append(path)  # e.g. a .gitignore now excludes it
                 continue
             changed.append((folder, path))
         # Index first, remove after: a renamed file reuses its old vectors.

@@ -75,3 +75,38 @@ def test_a_second_writer_goes_through_the_running_one(paths: Paths, settings: Se
         assert f"Another Hearth process (pid {os.getpid()}) is updating the index" in r.stderr
         # Readers need no lock.
         assert run_hearth("index", "status").returncode == 0
+
+
+def test_watch_follows_changes_until_interrupted(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+    from tests.kb_helpers import wait_for
+
+    docs = _docs(tmp_path / "docs")
+    assert run_hearth("index", "add", str(docs)).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    proc = subprocess.Popen([sys.executable, "-m", "app", "index", "watch"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        (docs / "owls.md").write_text("Barn owls hunt by sound in complete darkness.")
+
+        def found() -> bool:
+            r = run_hearth("search", "owls hunting in the dark", "-k", "1", "--json")
+            return r.returncode == 0 and json.loads(r.stdout)[0]["path"] == str(docs / "owls.md")
+
+        wait_for(found, timeout=60, interval=0.2, what="the watcher to index the new file")
+        # A second writer is refused while `watch` runs; readers are not.
+        r = run_hearth("index", "remove", str(docs))
+        assert r.returncode == 1 and "Another Hearth process" in r.stderr
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Watching 1 folder(s)" in err and "Stopped watching." in err
+    assert f"indexed {docs / 'owls.md'}" in err

@@ -181,3 +181,17 @@ def test_periodic_reconcile_catches_missed_events(kb: KnowledgeBase, docs: Path,
                  what="periodic reconcile")
     finally:
         w.stop()
+
+
+def test_folder_added_by_another_process_is_picked_up(watching: Watcher, kb: KnowledgeBase,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watcher_mod, "HEALTH_S", 0.2)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "moss.md").write_text("Moss grows on the shaded north side of trees.")
+    # What `hearth index add` does when another process holds the writer lock.
+    with KnowledgeBase(kb.paths, kb.settings) as reader:
+        reader.add_folder(extra)
+    wait_for(lambda: top_path(kb, "moss on trees") == str(extra / "moss.md"),
+             what="the new folder indexed by the running watcher")
