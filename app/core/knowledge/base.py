@@ -5,7 +5,6 @@ the CLI, the assistant and the window ask (folders, status, search)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -278,6 +277,3 @@ def _pid_note(directory: Path) -> str:
     pid = _writer_pid(directory)
     return f" (pid {pid})" if pid else ""
 
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)

@@ -245,15 +245,6 @@ class Indexer:
         stats.chunks_removed = len(ids)
         return stats
 
-    def move(self, src: str, dst: str, folder: Folder | None, progress: ev.Progress = ev.ignore
-             ) -> ev.Stats:
-        """A rename: index the new path (reusing the vectors), then drop the old."""
-        stats = ev.Stats()
-        if folder is not None:
-            stats.add(self.index_paths([(folder, dst)], progress))
-        stats.add(self.remove_paths([src], progress))
-        return stats
-
     def index_paths(self, items: Sequence[tuple[Folder, str]], progress: ev.Progress = ev.ignore
                     ) -> ev.Stats:
         """Index these files (each belongs to the folder given with it)."""

@@ -232,9 +232,6 @@ def _docx(data: bytes) -> tuple[Segment, ...]:
     return (Segment(text),)
 
 
-BLOCK_TAGS = {"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "td", "th",
-              "blockquote", "dt", "dd", "section", "article", "tr", "caption", "figcaption",
-              "title", "br", "hr", "table", "ul", "ol", "main", "header", "footer"}
 
 
 def _html(source: str) -> tuple[Segment, ...]:

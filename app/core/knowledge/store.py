@@ -545,6 +545,3 @@ class VectorStore:
         vecs = (np.asarray(embs[0], dtype=np.float32) if embs is not None and len(ids)
                 else np.zeros((0, vector.shape[-1]), dtype=np.float32))
         return ids, dists, vecs
-
-    def drop(self) -> None:
-        self.client.delete_collection(self.name)

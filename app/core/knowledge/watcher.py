@@ -83,7 +83,6 @@ class Watcher:
         self.polling: set[str] = set()  # folders watched by polling
         self.ready = threading.Event()  # set after the start-up reconcile
         self.idle = threading.Event()  # set whenever nothing is pending or running
-        self.processed = 0  # batches of changes handled (for tests and benchmarks)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -268,7 +267,6 @@ class Watcher:
                     self._apply(ready)
                 except Exception:
                     log.exception("applying file changes failed")
-                self.processed += 1
                 continue
             now = time.monotonic()
             if now - last_health >= HEALTH_S:
