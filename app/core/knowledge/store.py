@@ -402,19 +402,24 @@ class Manifest:
     def keyword_search(self, fts_query: str, limit: int, folder_ids: Sequence[int] | None = None,
                        kinds: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, bm25 score: lower is better) for an FTS5 query."""
-        sql = ("SELECT c.id, bm25(chunks_fts) AS score FROM chunks_fts "
-               "JOIN chunks c ON c.rowid = chunks_fts.rowid ")
         params: list[Any] = [fts_query]
-        where = ["chunks_fts MATCH ?"]
-        if folder_ids is not None or kinds is not None:
-            sql += "JOIN files f ON f.id = c.file_id "
+        if folder_ids is None and kinds is None:
+            # Rank inside FTS5 first, then look up only the best rows.
+            sql = ("SELECT c.id, m.score FROM (SELECT rowid, rank AS score FROM chunks_fts "
+                   "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?) m "
+                   "JOIN chunks c ON c.rowid = m.rowid ORDER BY m.score")
+        else:
+            where = ["chunks_fts MATCH ?"]
             if folder_ids is not None:
                 where.append(f"f.folder_id IN ({','.join('?' * len(folder_ids))})")
                 params += list(folder_ids)
             if kinds is not None:
                 where.append(f"f.kind IN ({','.join('?' * len(kinds))})")
                 params += list(kinds)
-        sql += "WHERE " + " AND ".join(where) + " ORDER BY score LIMIT ?"
+            sql = ("SELECT c.id, chunks_fts.rank AS score FROM chunks_fts "
+                   "JOIN chunks c ON c.rowid = chunks_fts.rowid "
+                   "JOIN files f ON f.id = c.file_id WHERE " + " AND ".join(where)
+                   + " ORDER BY score LIMIT ?")
         params.append(limit)
         try:
             return [(r[0], r[1]) for r in self.query(sql, params)]
@@ -533,11 +538,9 @@ class VectorStore:
     def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None
               ) -> tuple[list[str], list[float], np.ndarray]:
         """Nearest chunk ids, their cosine distances and their vectors."""
-        total = self.count()
-        if total == 0:
-            return [], [], np.zeros((0, vector.shape[-1]), dtype=np.float32)
+        # n_results past the collection's size returns what there is.
         res = self.collection.query(
-            query_embeddings=vector.reshape(1, -1), n_results=min(n, total), where=where,
+            query_embeddings=vector.reshape(1, -1), n_results=n, where=where,
             include=["distances", "embeddings"])
         ids = res["ids"][0]
         dists = [float(d) for d in res["distances"][0]]
