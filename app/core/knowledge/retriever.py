@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,15 +59,25 @@ class Result:
         }
 
 
-def fts_query(question: str) -> str | None:
-    """Keywords of a question as an FTS5 query (any of them, ranked by BM25)."""
+# Keywords found in more than this share of all chunks are dropped from the
+# keyword query: their BM25 weight is small, but scoring every chunk that holds
+# them is most of a keyword search's time on a large index.
+COMMON_SHARE = 0.10
+
+
+def keywords(question: str) -> list[str]:
     words: list[str] = []
     for w in _WORD.findall(question.lower()):
         if w not in STOPWORDS and w not in words and (len(w) > 1 or w.isdigit()):
             words.append(w)
+    return words[:32]
+
+
+def fts_query(words: Sequence[str]) -> str | None:
+    """Keywords as an FTS5 query (any of them, ranked by BM25)."""
     if not words:
         return None
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words[:32])
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
 class Retriever:
@@ -89,15 +101,18 @@ class Retriever:
             return []
         n = max(4 * k, 24) * (5 if path_glob else 1)
         vecs: dict[str, np.ndarray] = {}
-        keyword: list[tuple[str, float]] = []
-        q = fts_query(question)
-        if q is not None:
-            keyword = self.manifest.keyword_search(q, n, folders, kinds)
+        # The keyword search (SQLite) runs beside the query's embedding and the
+        # vector search (onnxruntime, Chroma); all three release the GIL.
+        keyword_job = _pool().submit(self._keyword, question, n, folders, kinds)
         qv: np.ndarray | None = None
+        try:
+            if self.vectors is not None:
+                qv = self.embed_query(question)
+                ids, _dists, embs = self.vectors.query(qv, n, _where(folders, kinds))
+                vecs.update(zip(ids, embs, strict=True))
+        finally:
+            keyword = keyword_job.result()
         if self.vectors is not None:
-            qv = self.embed_query(question)
-            ids, _dists, embs = self.vectors.query(qv, n, _where(folders, kinds))
-            vecs.update(zip(ids, embs, strict=True))
             # Keyword hits the vector index did not return get their vectors
             # too, and the vector ranking is made by exact cosine over both: an
             # approximate (HNSW) search can miss a close chunk, e.g. next to
@@ -128,6 +143,32 @@ class Retriever:
             out.append(Result(cid, h.path, h.text, h.start_line, h.end_line, h.page, fused[cid],
                               sims.get(cid), kw_score.get(cid), h.folder_id, h.local_only))
         return out
+
+
+    def _keyword(self, question: str, n: int, folders: Sequence[int] | None,
+                 kinds: Sequence[str] | None) -> list[tuple[str, float]]:
+        words = keywords(question)
+        if not words:
+            return []
+        total, freqs = self.manifest.doc_freqs(words)
+        kept = [w for w in words if 0 < freqs[w] <= COMMON_SHARE * total]
+        if not kept:  # only common words: the rarest one still says something
+            kept = sorted((w for w in words if freqs[w]), key=lambda w: freqs[w])[:1]
+        q = fts_query(kept)
+        return self.manifest.keyword_search(q, n, folders, kinds) if q else []
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ThreadPoolExecutor"
+                                           "-hearth-keywords")
+        return _executor
 
 
 def _where(folders: Sequence[int] | None, kinds: Sequence[str] | None) -> dict[str, Any] | None:

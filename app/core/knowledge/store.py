@@ -173,6 +173,9 @@ class Manifest:
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._df_cache: dict[str, int] = {}
+        self._df_total = 0
+        self._df_time = -1e9
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -425,6 +428,30 @@ class Manifest:
             return [(r[0], r[1]) for r in self.query(sql, params)]
         except sqlite3.OperationalError:
             return []  # a query FTS5 cannot parse finds nothing by keyword
+
+    def doc_freqs(self, words: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """How many chunks there are and how many hold each word (as FTS5
+        matches it). Cached for a while: they change slowly, and an estimate
+        is all the keyword search needs."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._df_time > 30:
+                self._df_cache.clear()
+                self._df_total = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+                self._df_time = now
+            out = {}
+            for w in words:
+                n = self._df_cache.get(w)
+                if n is None:
+                    try:
+                        n = self._db.execute(
+                            "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                            ('"' + w.replace('"', '""') + '"',)).fetchone()[0]
+                    except sqlite3.OperationalError:
+                        n = 0
+                    self._df_cache[w] = n
+                out[w] = n
+            return int(self._df_total), out
 
     def counts(self) -> dict[str, int]:
         out = {r[0]: r[1] for r in self.query("SELECT status, COUNT(*) FROM files GROUP BY status")}
