@@ -23,9 +23,10 @@ import numpy as np
 from app.core.errors import HearthError
 
 MAX_TOKENS = 256  # what all-MiniLM-L6-v2 reads, [CLS] and [SEP] included
-# Longest batch in tokens (rows × padded length): keeps the activations of one
-# ONNX call in cache-friendly sizes whatever the chunk lengths.
-BATCH_TOKENS = 8192
+# Largest batch, in tokens (rows × padded length) per onnxruntime thread:
+# small batches keep one call's activations in the CPU caches (measured on real
+# chunks: 512 per thread ran 1.3x faster than Chroma's 32 × 256 = 8192 tokens).
+BATCH_TOKENS_PER_THREAD = 512
 MAX_BATCH = 128
 
 
@@ -181,12 +182,13 @@ class MiniLMEmbedder:
         out = np.empty((len(encs), self.dim), dtype=np.float32)
         order = np.argsort(lengths, kind="stable")
         session = self.session
+        budget = BATCH_TOKENS_PER_THREAD * self.threads
         start = 0
         while start < len(order):
             # Sorted ascending, so the last member of a batch is its longest.
             end = start + 1
             while (end < len(order) and end - start < MAX_BATCH
-                   and (end - start + 1) * int(lengths[order[end]]) <= BATCH_TOKENS):
+                   and (end - start + 1) * int(lengths[order[end]]) <= budget):
                 end += 1
             idx = order[start:end]
             width = int(lengths[idx[-1]])
