@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from app.core import offline
 from app.core.conversations import ConversationStore
@@ -35,6 +35,9 @@ from app.core.models.files import resolve_model_path
 from app.core.prompting import ContextChunk, PromptPlan
 from app.paths import Paths
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.core.knowledge.base import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class Assistant:
     """Owns the providers and the conversation store for one process."""
 
     def __init__(self, settings: Settings, paths: Paths, store: ConversationStore | None = None,
-                 knowledge: Any = None):
+                 knowledge: KnowledgeBase | None = None):
         self.settings = settings
         self.paths = paths
         self._store = store
@@ -241,6 +244,7 @@ class Assistant:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             ttft_s=timings.ttft_s, tokens_per_s=timings.tokens_per_s, total_s=timings.total_s,
             route=asdict(route),
+            sources=[asdict(c.source()) for c in plan.context] or None,
         )
         yield Finished(conv_id, user_msg_id, answer, provider_name, model_name, usage, timings,
                        end.finish_reason, tuple(notes))

@@ -53,6 +53,8 @@ def test_sources_come_before_the_first_delta(assistant: Assistant, indexed: Path
     assert all(s.path.startswith(str(indexed)) and s.snippet for s in sources)
     with_files = events[-1]
     assert isinstance(with_files, Finished)
+    stored = assistant.store.messages(with_files.conversation_id)[-1]
+    assert [src["path"] for src in stored.sources] == [s.path for s in sources]
 
     plain = list(assistant.ask("How much flour goes into pancake batter?", None,
                                AskOptions(max_tokens=16, temperature=0.0, use_files=False)))
