@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "for this question only")
     ask.add_argument("--deep", action="store_true",
                      help="send this question to the heavy remote model")
+    ask.add_argument("--no-files", action="store_true",
+                     help="do not look in the indexed folders for this question")
 
     doctor = sub.add_parser("doctor", help="check the installation")
     doctor.add_argument("--json", action="store_true")
@@ -73,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--json", action="store_true")
     conv.add_argument("--search", metavar="TEXT", help="only those whose title or text matches")
     cli_providers.add_parsers(sub)
+    from app import cli_knowledge
+
+    cli_knowledge.add_parsers(sub)
     return p
 
 
@@ -111,8 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return launch({"action": "quick-ask" if args.quick_ask else "show"})
         if args.quick_ask:
             return fail("--quick-ask is used on its own: hearth --quick-ask", EXIT_USAGE)
+        from app import cli_knowledge
+
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
-                   "conversations": cmd_conversations, **cli_providers.HANDLERS}[args.command]
+                   "conversations": cmd_conversations, "index": cli_knowledge.cmd_index,
+                   "search": cli_knowledge.cmd_search, **cli_providers.HANDLERS}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -133,7 +141,16 @@ def _load_settings() -> Any:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from app.core.assistant import AskOptions, Assistant
-    from app.core.events import Delta, Error, Fallback, Finished, Route, Started, to_dict
+    from app.core.events import (
+        Delta,
+        Error,
+        Fallback,
+        Finished,
+        Route,
+        Sources,
+        Started,
+        to_dict,
+    )
     from app.core.llm.provider import CancelToken
     from app.paths import get_paths
 
@@ -153,7 +170,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return fail("--max-tokens must be 1 or more.", EXIT_USAGE)
     options = AskOptions(model_path=args.model, max_tokens=args.max_tokens,
                          temperature=args.temperature, seed=args.seed, offline=args.offline,
-                         route=args.route, deep=args.deep)
+                         route=args.route, deep=args.deep, use_files=not args.no_files)
     assistant = Assistant(settings, get_paths())
     cancel = CancelToken()
     previous = signal.getsignal(signal.SIGINT)
@@ -167,6 +184,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     started: Started | None = None
     route: Route | None = None
     finished: Finished | None = None
+    sources: Sources | None = None
     try:
         for event in assistant.ask(question, args.conversation, options, cancel):
             if isinstance(event, Delta):
@@ -185,6 +203,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
                           file=sys.stderr)
             elif isinstance(event, Route):
                 route = event
+            elif isinstance(event, Sources):
+                sources = event
             elif isinstance(event, Finished):
                 finished = event
             elif isinstance(event, Error):
@@ -210,10 +230,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
             },
             "route": to_dict(route) if route else None,
             "notes": list(finished.notes),
+            "sources": [to_dict(s) for s in sources.sources] if sources else [],
         }
         if args.json:
             print(json.dumps(result, ensure_ascii=False, indent=2))
         else:
+            if sources:
+                print("Sources:")
+                for src in sources.sources:
+                    lines = (f":{src.start_line}-{src.end_line}" if src.start_line is not None
+                             else "")
+                    page = f" page {src.page}" if src.page is not None else ""
+                    print(f"  [{src.number}] {src.path}{page}{lines}")
             tps = f" · {t.tokens_per_s:.1f} tok/s" if t.tokens_per_s else ""
             note = "".join(f" · {n}" for n in finished.notes)
             summary = route.summary if route else (

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from app.core import offline, secrets
 from app.core.conversations import ConversationStore
@@ -25,6 +26,7 @@ from app.core.events import (
     Fallback,
     Finished,
     Route,
+    Sources,
     Started,
     Timings,
     Usage,
@@ -43,9 +45,12 @@ from app.core.llm.router import (
     Switched,
 )
 from app.core.models.files import resolve_model_path
-from app.core.prompting import PromptPlan
+from app.core.prompting import ContextChunk, PromptPlan
 from app.paths import Paths
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.core.knowledge.base import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +72,25 @@ class AskOptions:
     route: str | None = None
     # Ask for the heavy remote model (a routing rule), whatever the prompt's size.
     deep: bool = False
+    # Answer from the indexed folders (when there are any): retrieved passages
+    # go into the prompt as numbered, untrusted reference text.
+    use_files: bool = True
+    folders: tuple[str, ...] | None = None  # only these indexed folders
+    path_glob: str | None = None  # only files whose path matches
 
 
 class Assistant:
     """Owns the providers and the conversation store for one process."""
 
-    def __init__(self, settings: Settings, paths: Paths, store: ConversationStore | None = None):
+    def __init__(self, settings: Settings, paths: Paths, store: ConversationStore | None = None,
+                 knowledge: KnowledgeBase | None = None):
         self.settings = settings
         self.paths = paths
         self._store = store
+        # A KnowledgeBase shared with an indexer in this process (the window), or
+        # None: a read-only one is opened when folders are indexed.
+        self._knowledge = knowledge
+        self._owns_knowledge = False
         self._providers: dict[LocalModelConfig, LocalProvider] = {}
         self._remotes: dict[tuple[str, str | None], RemoteProvider] = {}
         self._lock = threading.Lock()
@@ -152,6 +167,9 @@ class Assistant:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._owns_knowledge and self._knowledge is not None:
+            self._knowledge.close()
+            self._knowledge = None
 
     def ask(
         self,
@@ -214,7 +232,10 @@ class Assistant:
             yield Started(conv_id, user_msg_id, provider_name, model_name)
             system = opts.system_prompt if opts.system_prompt is not None else (
                 s["generation.system_prompt"])
-            plan = PromptPlan(system, tuple(history), question)
+            context, retrieval_note = self._retrieve(question, opts)
+            plan = PromptPlan(system, tuple(history), question, context)
+            if context:
+                yield Sources(tuple(c.source() for c in context))
             params = GenParams(
                 max_tokens=opts.max_tokens or s["generation.max_tokens"],
                 temperature=(opts.temperature if opts.temperature is not None
@@ -254,6 +275,15 @@ class Assistant:
                           tokens_per_s=answered.tokens_per_s, load_s=answered.load_s)
         usage = Usage(end.prompt_tokens, end.completion_tokens)
         route = answered.route
+        notes = list(answered.notes)
+        if retrieval_note:
+            notes.append(retrieval_note)
+        used = set(answered.context_used)
+        kept = tuple(c for c in context if c.number in used)
+        if len(kept) < len(context):
+            # Some passages shown earlier never reached the model: correct the list.
+            yield Sources(tuple(c.source() for c in kept))
+        sources = [asdict(c.source()) for c in kept]
         outcome = "cancelled" if end.finish_reason == "cancelled" else "answered"
         yield route
         self.store.add_message(
@@ -263,15 +293,42 @@ class Assistant:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             ttft_s=timings.ttft_s, tokens_per_s=timings.tokens_per_s, total_s=timings.total_s,
             route=asdict(route),
+            sources=sources or None,
         )
         yield Finished(conv_id, user_msg_id, answer, answered.provider, answered.model, usage,
-                       timings, end.finish_reason, answered.notes)
+                       timings, end.finish_reason, tuple(notes))
 
     def _local_name(self, model_path: str | None) -> str:
         try:
             return self.local_config(model_path).path.stem
         except HearthError:
             return "unknown"
+
+    def _retrieve(self, question: str, opts: AskOptions) -> tuple[tuple[ContextChunk, ...],
+                                                                    str | None]:
+        """Passages from the indexed folders for this question, best first.
+        Never fails the answer: a problem becomes a note."""
+        if not opts.use_files:
+            return (), None
+        try:
+            kb = self._knowledge
+            if kb is None:
+                from app.core.knowledge.base import KnowledgeBase, has_folders
+
+                if not has_folders(self.paths):
+                    return (), None
+                kb = self._knowledge = KnowledgeBase(self.paths, self.settings, writer=False)
+                self._owns_knowledge = True
+            results = kb.search(question, folders=opts.folders, path_glob=opts.path_glob)
+        except Exception as exc:
+            log.exception("searching the indexed folders failed")
+            return (), f"your files could not be searched ({exc})"
+        return tuple(
+            ContextChunk(n, r.path, r.text, r.start_line, r.end_line, r.page, r.score,
+                         r.local_only)
+            for n, r in enumerate(results, start=1)
+        ), None
+
 
     def _fail(
         self, conv_id: str, started: float, partial: str, exc: HearthError,

@@ -126,6 +126,9 @@ class Answered:
     # When the deadline that caused the last fallback fired (perf_counter), for
     # measuring fallback latency.
     trigger_at: float | None = None
+    # The numbers of the passages from the user's files that the answering
+    # provider was given (after fitting its context and dropping local-only ones).
+    context_used: tuple[int, ...] = ()
 
 
 RouterItem = TextDelta | Switched | Answered
@@ -203,6 +206,7 @@ class _Run:
     partial: str = ""
     trigger_at: float | None = None
     last_error: HearthError | None = None
+    context_used: tuple[int, ...] = ()
 
     def rel(self, t: float | None) -> float | None:
         return None if t is None else round(t - self.t0, 4)
@@ -392,6 +396,10 @@ class Router:
                         f"({exc.prompt_tokens:,} of {exc.context_size:,} tokens)", exc)
         if dropped:
             run.notes.append(f"{dropped} earlier messages left out to fit the context window")
+        if len(fitted.context) < len(plan.context):
+            run.notes.append(f"{len(plan.context) - len(fitted.context)} passages from your "
+                             "files left out to fit the context window")
+        run.context_used = tuple(c.number for c in fitted.context)
         # The first-token deadline starts once the model is loaded: loading is
         # not the model being slow to answer.
         out = yield from self._pump(provider, model, params.request(fitted), cancel,
@@ -418,6 +426,7 @@ class Router:
         if run.outbound is None:
             run.outbound = prepare_outbound(plan, self.config.redact_secrets)
         request = params.request(run.outbound.plan)
+        run.context_used = tuple(c.number for c in run.outbound.plan.context)
         tokens = estimate_tokens("".join(m.content for m in request.messages))
         if tokens + MIN_ANSWER_TOKENS > caps.max_context:
             self._skip(run, provider, "context_overflow",
@@ -618,7 +627,8 @@ class Router:
             ttft = out.first - run.t0 - (run.load_s or 0.0)
         notes = [*run.notes, *out.end.notes]
         return Answered(self._route(policy, run, summary), out.provider, out.model, out.end,
-                        ttft, tps, run.load_s, tuple(notes), run.trigger_at)
+                        ttft, tps, run.load_s, tuple(notes), run.trigger_at,
+                        run.context_used)
 
     def _all_failed(self, policy: str, run: _Run, last: Attempt | None,
                     cancel: CancelToken) -> RoutingError:
@@ -647,7 +657,14 @@ class _Retry(Exception):
 
 
 def fit_local(provider: LocalProvider, plan: PromptPlan, n_ctx: int) -> tuple[PromptPlan, int]:
-    """Drop the oldest turns until the prompt leaves room for an answer."""
+    """Drop the lowest-ranked passages from the user's files, then the oldest
+    turns, until the prompt leaves room for an answer."""
+    context = plan.context
+    while context:
+        if provider.count_tokens(plan.with_context(context).render()) + MIN_ANSWER_TOKENS <= n_ctx:
+            break
+        context = context[:-1]
+    plan = plan.with_context(context)
     dropped = 0
     history = plan.history
     while True:

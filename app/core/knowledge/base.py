@@ -1,0 +1,279 @@
+"""The knowledge base of one process: opens the manifest, the vector store and
+the embedder, holds the writer lock when it writes, and answers the questions
+the CLI, the assistant and the window ask (folders, status, search)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app.core.knowledge import progress as ev
+from app.core.knowledge.embedder import MiniLMEmbedder
+from app.core.knowledge.indexer import Indexer
+from app.core.knowledge.retriever import Result, Retriever
+from app.core.knowledge.scan import normalise_folder
+from app.core.knowledge.store import (
+    FAILED,
+    INDEXED,
+    SKIPPED,
+    Folder,
+    IndexBusyError,
+    IndexError_,
+    Manifest,
+    VectorStore,
+    knowledge_dir,
+)
+from app.paths import Paths
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_embedders: dict[int, MiniLMEmbedder] = {}
+_embedders_lock = threading.Lock()
+
+
+def shared_embedder(threads: int = 0) -> MiniLMEmbedder:
+    """One embedder (one ONNX session) per process and thread count."""
+    with _embedders_lock:
+        e = _embedders.get(threads)
+        if e is None:
+            e = _embedders[threads] = MiniLMEmbedder(threads=threads)
+        return e
+
+
+def has_folders(paths: Paths) -> bool:
+    """Cheap check (no Chroma, no model) whether any folder was ever added."""
+    db = knowledge_dir(paths) / "manifest.sqlite3"
+    if not db.exists():
+        return False
+    m = Manifest(db)
+    try:
+        return bool(m.folders())
+    finally:
+        m.close()
+
+
+class KnowledgeBase:
+    """Open with `writer=True` to change the index (takes the writer lock: one
+    writing process at a time); readers never take it."""
+
+    def __init__(self, paths: Paths, settings: Settings, *, writer: bool = False,
+                 embedder: Any = None) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.dir = knowledge_dir(paths)
+        self.writer = writer
+        self._lock: Any = None
+        paths.ensure(paths.data_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if writer:
+            self._take_lock()
+        try:
+            self.manifest = Manifest(self.dir / "manifest.sqlite3")
+            self.embedder = embedder or shared_embedder(settings["knowledge.embed_threads"])
+            self._open_vectors()
+        except BaseException:
+            self._release_lock()
+            raise
+        self._indexer: Indexer | None = None
+
+    # -- opening and closing ---------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.dir / "writer.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise IndexBusyError(
+                f"Another Hearth process{_pid_note(self.dir)} is updating the index; only one "
+                "may write at a time. Stop it (or let it finish) and try again."
+            ) from None
+        self._lock = lock
+        (self.dir / "writer.pid").write_text(str(os.getpid()))
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            (self.dir / "writer.pid").unlink(missing_ok=True)
+            self._lock.release()
+            self._lock = None
+
+    def _open_vectors(self) -> None:
+        s = self.settings
+        client = VectorStore.open_client(self.paths, s["knowledge.chroma_mode"],
+                                         s["knowledge.chroma_url"])
+        name = "hearth-" + self.embedder.id
+        self.needs_repair = False
+        if not self.writer:
+            try:
+                self.vectors: VectorStore | None = VectorStore(client, name, create=False)
+            except Exception:
+                self.vectors = None  # nothing indexed yet with this model
+            return
+        previous = self.manifest.get_meta("embedder_id")
+        if previous is not None and previous != self.embedder.id:
+            # A different model gives different vectors: start a new collection
+            # and embed everything again.
+            log.warning("embedding model changed (%s -> %s): re-embedding", previous,
+                        self.embedder.id)
+            with contextlib.suppress(Exception):
+                client.delete_collection("hearth-" + previous)
+            with self.manifest.tx() as db:
+                db.execute("DELETE FROM chunks")
+                db.execute("UPDATE files SET status = 'pending', hash = NULL, chunk_count = 0")
+        self.vectors = VectorStore(client, name)
+        self.manifest.set_meta("embedder_id", self.embedder.id)
+        # "0" while a writer has the index open: finding it at start means the
+        # last writer died mid-way, so the manifest and Chroma are compared.
+        # A batch left "indexing" (an exception or Ctrl+C mid-way) needs the same.
+        self.needs_repair = self.manifest.get_meta("writer_clean") == "0" or bool(
+            self.manifest.query("SELECT 1 FROM files WHERE status = 'indexing' LIMIT 1"))
+        self.manifest.set_meta("writer_clean", "0")
+
+    def close(self) -> None:
+        if self._indexer is not None:
+            self._indexer.cancel.set()
+        if self.writer and self._lock is not None:
+            try:
+                self.manifest.set_meta("writer_clean", "1")
+            except Exception:
+                log.exception("could not mark the index closed")
+        self.manifest.close()
+        self._release_lock()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------
+
+    @property
+    def indexer(self) -> Indexer:
+        if not self.writer:
+            raise IndexError_("This knowledge base was opened for reading only.")
+        if self._indexer is None:
+            assert self.vectors is not None
+            self._indexer = Indexer(self.manifest, self.vectors, self.embedder,
+                                    self.settings["knowledge.max_file_mb"] * 1024 * 1024)
+        return self._indexer
+
+    def add_folder(self, path: str | Path, include: Sequence[str] = (),
+                   exclude: Sequence[str] = (), local_only: bool = False) -> Folder:
+        """Record a folder to watch (indexing it is `reconcile`'s job)."""
+        p = normalise_folder(path)
+        if not os.path.isdir(p):
+            raise IndexError_(f"{p} is not a folder.")
+        for f in self.manifest.folders():
+            if f.path == p:
+                continue
+            if p.startswith(f.path.rstrip(os.sep) + os.sep):
+                raise IndexError_(f"{p} is inside {f.path}, which is already indexed; "
+                                  "use --include/--exclude on that folder instead.")
+            if f.path.startswith(p.rstrip(os.sep) + os.sep):
+                raise IndexError_(f"{p} contains {f.path}, which is already indexed; "
+                                  f"remove it first (hearth index remove {f.path}).")
+        return self.manifest.upsert_folder(p, include, exclude, local_only)
+
+    def remove_folder(self, path: str | Path) -> int:
+        folder = self.find_folder(path)
+        return self.indexer.remove_folder(folder)
+
+    def set_paused(self, path: str | Path, paused: bool) -> Folder:
+        folder = self.find_folder(path)
+        self.manifest.set_paused(folder.id, paused)
+        return self.find_folder(path)
+
+    def reconcile(self, folders: Sequence[Folder] | None = None,
+                  progress: ev.Progress = ev.ignore) -> ev.Stats:
+        if self.needs_repair:
+            self.indexer.repair()
+            self.needs_repair = False
+        return self.indexer.reconcile(folders if folders is not None else self.folders(),
+                                      progress)
+
+    # -- reading -------------------------------------------------------------------
+
+    def folders(self) -> list[Folder]:
+        return self.manifest.folders()
+
+    def find_folder(self, path: str | Path) -> Folder:
+        p = normalise_folder(path)
+        folder = self.manifest.folder(p)
+        if folder is None:
+            raise IndexError_(f"{p} is not an indexed folder; `hearth index status` lists them.")
+        return folder
+
+    @property
+    def retriever(self) -> Retriever:
+        return Retriever(self.manifest, self.vectors, self.embedder)
+
+    def search(self, question: str, k: int | None = None, *,
+               folders: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
+               path_glob: str | None = None, mmr: bool | None = None) -> list[Result]:
+        folder_ids = None
+        if folders is not None:
+            folder_ids = [self.find_folder(f).id for f in folders]
+        return self.retriever.search(
+            question, k or self.settings["knowledge.top_k"], folders=folder_ids, kinds=kinds,
+            path_glob=path_glob,
+            mmr=self.settings["knowledge.mmr"] if mmr is None else mmr)
+
+    def status(self, errors: bool = False) -> dict[str, Any]:
+        out_folders = []
+        for f in self.folders():
+            counts = {r[0]: r[1] for r in self.manifest.query(
+                "SELECT status, COUNT(*) FROM files WHERE folder_id = ? GROUP BY status",
+                (f.id,))}
+            chunks = self.manifest.query(
+                "SELECT COALESCE(SUM(chunk_count), 0) FROM files WHERE folder_id = ?",
+                (f.id,))[0][0]
+            item: dict[str, Any] = {
+                "path": f.path, "include": list(f.include), "exclude": list(f.exclude),
+                "local_only": f.local_only, "paused": f.paused, "state": f.state,
+                "error": f.error, "scanned_at": f.scanned_at,
+                "files": sum(counts.values()) - counts.get("ignored", 0),
+                "indexed": counts.get(INDEXED, 0), "pending": counts.get("pending", 0)
+                + counts.get("indexing", 0),
+                "skipped": counts.get(SKIPPED, 0), "failed": counts.get(FAILED, 0),
+                "chunks": chunks,
+            }
+            if errors:
+                item["errors"] = [
+                    {"path": r[0], "status": r[1], "reason": r[2]}
+                    for r in self.manifest.query(
+                        "SELECT path, status, error FROM files WHERE folder_id = ? AND status "
+                        "IN (?, ?) ORDER BY path", (f.id, SKIPPED, FAILED))]
+            out_folders.append(item)
+        pid = _writer_pid(self.dir)
+        return {
+            "folders": out_folders,
+            "chunks": sum(f["chunks"] for f in out_folders),
+            "vectors": self.vectors.count() if self.vectors is not None else 0,
+            "embedding_model": self.embedder.id,
+            "writer_pid": pid,
+            "index_dir": str(self.dir),
+        }
+
+
+def _writer_pid(directory: Path) -> int | None:
+    try:
+        pid = int((directory / "writer.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    import psutil
+
+    return pid if psutil.pid_exists(pid) else None
+
+
+def _pid_note(directory: Path) -> str:
+    pid = _writer_pid(directory)
+    return f" (pid {pid})" if pid else ""
+
