@@ -17,7 +17,9 @@ from app.paths import Paths, get_paths
 from app.settings import Settings, Value
 from app.ui import autostart
 from app.ui.errors import show_error
+from app.ui.folders_dialog import FoldersDialog
 from app.ui.global_shortcut import GlobalShortcut
+from app.ui.indexing import IndexService
 from app.ui.main_window import MainWindow
 from app.ui.quick_ask import QuickAsk
 from app.ui.settings_dialog import SettingsDialog, default_pages
@@ -47,6 +49,8 @@ class HearthApp(QObject):
         self.quick = QuickAsk(self.assistant)
         self.server = InstanceServer(server_name, self)
         self.settings_dialog: SettingsDialog | None = None
+        self.index = IndexService(settings, paths, self)
+        self.folders_dialog: FoldersDialog | None = None
         self.shortcut = GlobalShortcut(self)
         self._quit_done = False
 
@@ -56,6 +60,15 @@ class HearthApp(QObject):
         self.window.closed.connect(self.quit)
         self.window.settings_requested.connect(self.open_settings)
         self.window.answer_failed.connect(self._notify_hidden_error)
+        self.window.folders_requested.connect(self.open_folders)
+        self.window.index_pause_toggled.connect(self.pause_indexing)
+        self.tray.pause_indexing_toggled.connect(self.pause_indexing)
+        self.index.state_changed.connect(self.window.set_index_state)
+        self.index.activity.connect(self.window.set_index_activity)
+        self.index.folders_changed.connect(self._on_folders_changed)
+        self.index.finished.connect(self._on_index_finished)
+        self.index.problem.connect(self._on_index_problem)
+        self.index.failed.connect(self._on_index_failed)
         self.tray.quick_ask_requested.connect(self.quick_ask)
         self.tray.show_requested.connect(self.window.show_and_raise)
         self.tray.offline_toggled.connect(self.set_offline)
@@ -108,6 +121,19 @@ class HearthApp(QObject):
         self.settings_dialog.raise_()
         return self.settings_dialog
 
+    def open_folders(self) -> FoldersDialog:
+        if self.folders_dialog is None:
+            self.folders_dialog = FoldersDialog(self.index, self.window)
+            self.folders_dialog.finished.connect(self._forget_folders)
+        self.folders_dialog.show()
+        self.folders_dialog.raise_()
+        return self.folders_dialog
+
+    def _forget_folders(self) -> None:
+        if self.folders_dialog is not None:
+            self.folders_dialog.deleteLater()
+            self.folders_dialog = None
+
     def _forget_settings(self) -> None:
         if self.settings_dialog is not None:
             self.settings_dialog.deleteLater()
@@ -158,6 +184,37 @@ class HearthApp(QObject):
         if isinstance(app, QApplication) and self.settings["ui.theme"] == "system":
             apply_theme(app, "system")
 
+    # -- indexing ----------------------------------------------------------------------
+
+    def pause_indexing(self, paused: bool) -> None:
+        self.tray.set_indexing_paused(paused)
+        self.index.set_paused(paused)
+
+    def _on_folders_changed(self, status: dict[str, Any]) -> None:
+        self.window.set_folders([f["path"] for f in status["folders"]])
+
+    def _on_index_finished(self, stats: Any) -> None:
+        parts = [f"{stats.indexed:,} files indexed"]
+        if stats.removed:
+            parts.append(f"{stats.removed:,} removed")
+        left_out = stats.failed + stats.skipped
+        if left_out:
+            parts.append(f"{left_out:,} left out (Folders lists why)")
+        self.tray.notify("Indexing finished", ", ".join(parts) + ".")
+
+    def _on_index_problem(self, message: str) -> None:
+        self.window.statusBar().showMessage(message, 15_000)
+        if not self.window.isVisible():
+            self.tray.notify("Hearth: a folder needs attention", message, error=True)
+
+    def _on_index_failed(self, message: str, details: str) -> None:
+        if self.folders_dialog is not None and self.folders_dialog.isVisible():
+            return  # the dialog shows it next to what was asked
+        if self.window.isVisible():
+            show_error(self.window, message, details)
+        else:
+            self.tray.notify("Hearth", message, error=True)
+
     # -- tray ------------------------------------------------------------------------
 
     def _keep_in_tray(self) -> bool:
@@ -192,6 +249,7 @@ class HearthApp(QObject):
                 and autostart.supported():
             self.apply_start_at_login()  # e.g. turned on with `hearth config set`
         self.shortcut.start(str(self.settings["ui.quick_ask_shortcut"]))
+        self.index.start()
         # After the window is on screen: the model loads in the background.
         QTimer.singleShot(0, self, self._preload)
 
@@ -211,6 +269,12 @@ class HearthApp(QObject):
         self.quick.close()
         if self.settings_dialog is not None:
             self.settings_dialog.reject()
+        if self.folders_dialog is not None:
+            self.folders_dialog.reject()
+        self.window.hide()
+        # Indexing stops first (a batch in progress is finished, nothing is left
+        # half-written), then the answers and the model.
+        self.index.stop()
         self.window.shutdown()
         self.window.hide()
         self.tray.hide()

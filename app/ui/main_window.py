@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -84,6 +85,8 @@ class MainWindow(QMainWindow):
     answer_failed = Signal(str)
     model_state_changed = Signal(str)  # loading, ready, error
     settings_requested = Signal()
+    folders_requested = Signal()
+    index_pause_toggled = Signal(bool)
     quit_requested = Signal()
     hidden_to_tray = Signal()
     closed = Signal()
@@ -145,6 +148,7 @@ class MainWindow(QMainWindow):
             "Who answers the next question: Auto (the local model, then the remote "
             "providers in order), only the local model, or one remote provider")
         self.refresh_routes()
+        self._build_files_chooser()
 
         row = QHBoxLayout()
         row.setSpacing(8)
@@ -153,6 +157,7 @@ class MainWindow(QMainWindow):
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.route_chooser)
+        buttons.addWidget(self.files_button)
         buttons.addStretch(1)
         row.addLayout(buttons)
         center = QWidget()
@@ -205,10 +210,32 @@ class MainWindow(QMainWindow):
         self.offline_label = QLabel("Offline")
         self.offline_label.setObjectName("offline")
         self.offline_label.setToolTip("Offline mode: nothing is sent over the network")
+        self.index_progress = QProgressBar()
+        self.index_progress.setMaximumWidth(100)
+        self.index_progress.setMaximumHeight(14)
+        self.index_progress.setTextVisible(False)
+        self.index_progress.hide()
+        self.index_status = QToolButton()
+        self.index_status.setObjectName("indexStatus")
+        self.index_status.setAutoRaise(True)
+        self.index_status.setToolTip("Your indexed folders: click to open Folders")
+        self.index_status.clicked.connect(self.folders_requested.emit)
+        self.index_status.hide()
+        self.index_pause = QToolButton()
+        self.index_pause.setText("Pause")
+        self.index_pause.setAutoRaise(True)
+        self.index_pause.setCheckable(True)
+        self.index_pause.setToolTip("Pause indexing (the index stays; changes are picked up "
+                                    "on resume)")
+        self.index_pause.toggled.connect(self._on_pause_toggled)
+        self.index_pause.hide()
         bar = self.statusBar()
         bar.addWidget(self.model_progress)
         bar.addWidget(self.model_status, 1)
         bar.addWidget(self.model_details)
+        bar.addPermanentWidget(self.index_progress)
+        bar.addPermanentWidget(self.index_status)
+        bar.addPermanentWidget(self.index_pause)
         bar.addPermanentWidget(self.offline_label)
 
     def _build_menus(self) -> None:
@@ -216,9 +243,13 @@ class MainWindow(QMainWindow):
         self.new_action = _action(self, "&New conversation", "Ctrl+N", self.new_conversation)
         self.settings_action = _action(self, "&Settings…", "Ctrl+,",
                                        self.settings_requested.emit)
+        self.folders_action = _action(self, "&Folders…", "Ctrl+Shift+O",
+                                      self.folders_requested.emit)
+        self.folders_action.setToolTip("The folders Hearth indexes and answers from")
         self.quit_action = _action(self, "&Quit", "Ctrl+Q", self.quit_requested.emit)
         menu.addAction(self.new_action)
         menu.addSeparator()
+        menu.addAction(self.folders_action)
         menu.addAction(self.settings_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
@@ -279,6 +310,105 @@ class MainWindow(QMainWindow):
 
     def set_offline(self, offline: bool) -> None:
         self.offline_label.setVisible(offline)
+
+    # -- indexed folders -------------------------------------------------------------
+
+    def _build_files_chooser(self) -> None:
+        """"Use my files" and which folders: a toggle with a menu of folders."""
+        self.files_button = QToolButton()
+        self.files_button.setObjectName("filesButton")
+        self.files_button.setText("Use my files")
+        self.files_button.setCheckable(True)
+        self.files_button.setChecked(bool(self.state.value("ask/use_files", True, type=bool)))
+        self.files_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.files_button.setToolTip("Answer from your indexed folders and cite them; "
+                                     "the arrow picks which folders")
+        self.files_button.toggled.connect(
+            lambda on: self.state.setValue("ask/use_files", on))
+        self.files_menu = QMenu(self.files_button)
+        self.files_button.setMenu(self.files_menu)
+        self._folder_group = QActionGroup(self)
+        self._folder_paths: list[str] = []
+        self._folder_group.triggered.connect(lambda _a: self._update_files_button())
+        self.set_folders([])
+
+    def set_folders(self, paths: list[str]) -> None:
+        """The indexed folders changed: rebuild the chooser, keeping the choice."""
+        chosen = self.chosen_folder()
+        self._folder_paths = list(paths)
+        menu = self.files_menu
+        menu.clear()
+        for action in self._folder_group.actions():
+            self._folder_group.removeAction(action)
+        everything = menu.addAction("All folders")
+        everything.setCheckable(True)
+        everything.setData(None)
+        self._folder_group.addAction(everything)
+        if paths:
+            menu.addSeparator()
+        for path in paths:
+            action = menu.addAction(path)
+            action.setCheckable(True)
+            action.setData(path)
+            self._folder_group.addAction(action)
+            if path == chosen:
+                action.setChecked(True)
+        if self._folder_group.checkedAction() is None:
+            everything.setChecked(True)
+        menu.addSeparator()
+        menu.addAction("Folders…", self.folders_requested.emit)
+        self._update_files_button()
+
+    def chosen_folder(self) -> str | None:
+        action = self._folder_group.checkedAction() if hasattr(self, "_folder_group") else None
+        data = action.data() if action is not None else None
+        return str(data) if data else None
+
+    def _update_files_button(self) -> None:
+        folder = self.chosen_folder()
+        if not self._folder_paths:
+            self.files_button.setToolTip("No folders are indexed yet: add some in Folders "
+                                         "(Ctrl+Shift+O) and answers cite them")
+        elif folder:
+            self.files_button.setToolTip(f"Answers come from {folder} only")
+        else:
+            self.files_button.setToolTip(f"Answers come from your {len(self._folder_paths)} "
+                                         "indexed folder(s); the arrow picks one")
+        self.files_button.setText("Use my files" if folder is None
+                                  else f"Use {Path(folder).name or folder}")
+
+    def ask_options(self) -> AskOptions:
+        folder = self.chosen_folder()
+        return AskOptions(route=self.route(), use_files=self.files_button.isChecked(),
+                          folders=(folder,) if folder else None)
+
+    def set_index_state(self, state: str, text: str) -> None:
+        """The indexer's state (see `IndexService`) for the status bar."""
+        self.index_status.setVisible(state != "none" and bool(text))
+        self.index_status.setText(text)
+        self.index_pause.setVisible(state in ("idle", "indexing", "paused"))
+        self.index_pause.blockSignals(True)
+        self.index_pause.setChecked(state == "paused")
+        self.index_pause.setText("Resume" if state == "paused" else "Pause")
+        self.index_pause.blockSignals(False)
+        if state != "indexing":
+            self.index_progress.hide()
+
+    def set_index_activity(self, activity: object) -> None:
+        total, done = getattr(activity, "total", 0), getattr(activity, "done", 0)
+        current = getattr(activity, "current", "")
+        self.index_progress.setVisible(bool(getattr(activity, "busy", False)) and total > 0)
+        if total:
+            self.index_progress.setRange(0, total)
+            self.index_progress.setValue(done)
+        if current:
+            self.index_status.setToolTip(f"Indexing {current}")
+        else:
+            self.index_status.setToolTip("Your indexed folders: click to open Folders")
+
+    def _on_pause_toggled(self, paused: bool) -> None:
+        self.index_pause.setText("Resume" if paused else "Pause")
+        self.index_pause_toggled.emit(paused)
 
     # -- conversations -------------------------------------------------------------
 
@@ -356,7 +486,7 @@ class MainWindow(QMainWindow):
         self._set_sources(())
         conversation = self.conversation_id
         assistant = self.assistant
-        options = AskOptions(route=self.route())
+        options = self.ask_options()
         self._worker = GeneratorWorker(
             lambda cancel: assistant.ask(question, conversation, options, cancel), self)
         self._worker.item.connect(self._on_event)

@@ -32,7 +32,7 @@ def test_tray_menu_actions(qtbot: QtBot, hearth: Any) -> None:
     assert not QSystemTrayIcon.isSystemTrayAvailable()
     tray = hearth.tray
     texts = [a.text() for a in tray.menu.actions() if not a.isSeparator()]
-    assert texts == ["Quick Ask…", "Show Hearth", "Offline mode", "Quit Hearth"]
+    assert texts == ["Quick Ask…", "Show Hearth", "Pause indexing", "Offline mode", "Quit Hearth"]
     tray.show_action.trigger()
     assert hearth.window.isVisible()
     tray.quick_ask_action.trigger()

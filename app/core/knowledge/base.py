@@ -191,6 +191,13 @@ class KnowledgeBase:
         self.manifest.set_paused(folder.id, paused)
         return self.find_folder(path)
 
+    def reindex_folder(self, path: str | Path, progress: ev.Progress = ev.ignore) -> ev.Stats:
+        """Read every file of the folder again, e.g. after a loader learnt a
+        format or a file that failed was fixed."""
+        folder = self.find_folder(path)
+        self.manifest.mark_for_rereading(folder.id)
+        return self.reconcile([folder], progress)
+
     def reconcile(self, folders: Sequence[Folder] | None = None,
                   progress: ev.Progress = ev.ignore) -> ev.Stats:
         if self.needs_repair:
@@ -218,6 +225,10 @@ class KnowledgeBase:
     def search(self, question: str, k: int | None = None, *,
                folders: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
                path_glob: str | None = None, mmr: bool | None = None) -> list[Result]:
+        if self.vectors is None and not self.writer:
+            # Nothing was indexed when this reader opened; a writer may have
+            # created the collection since.
+            self._open_vectors()
         folder_ids = None
         if folders is not None:
             folder_ids = [self.find_folder(f).id for f in folders]

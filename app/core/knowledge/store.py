@@ -280,6 +280,14 @@ class Manifest:
         with self.tx() as db:
             db.execute("UPDATE folders SET paused = ? WHERE id = ?", (int(paused), folder_id))
 
+    def mark_for_rereading(self, folder_id: int) -> int:
+        """Make the next reconcile read every file of the folder again (failed
+        and skipped ones included); unchanged passages keep their vectors."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE files SET status = ? WHERE folder_id = ? AND status IN "
+                             "(?, ?, ?)", (PENDING, folder_id, INDEXED, SKIPPED, FAILED))
+            return int(cur.rowcount)
+
     def delete_folder(self, folder_id: int) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM chunks WHERE file_id IN "
