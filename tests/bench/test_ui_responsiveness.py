@@ -1,5 +1,6 @@
 """GUI benchmarks: how long the event loop is blocked while an answer
-streams (lateness of a 10 ms timer), and cold start to the first window.
+streams (lateness of a 10 ms timer), the same while a folder of real files is
+indexed at the same time, and cold start to the first window.
 Run with: python -m pytest tests/bench/test_ui_responsiveness.py -s"""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
@@ -68,6 +70,84 @@ def test_event_loop_lateness_while_an_answer_streams(qtbot: QtBot, settings: Set
           f"(target max <= {LATENESS_TARGET_MS} ms)")
     assert finished.usage.completion_tokens > 50
     assert lateness[-1] <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
+
+
+def _lateness_probe() -> tuple[QElapsedTimer, list[float], QTimer]:
+    clock = QElapsedTimer()
+    lateness: list[float] = []
+    last = [0]
+
+    def tick() -> None:
+        now = clock.elapsed()
+        lateness.append(max(0, now - last[0] - TICK_MS))
+        last[0] = now
+
+    timer = QTimer()
+    timer.setTimerType(timer.timerType().PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(tick)
+    return clock, lateness, timer
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "chromadb's Rust bindings hold the GIL for the whole of each write (HNSW insert and "
+    "its SQLite commit; 30-45 ms for a single chunk on a loaded 2-core machine), so an "
+    "indexer in the window's process can stall its event loop; moving the writer into "
+    "a child process is the fix"))
+def test_event_loop_lateness_while_streaming_and_indexing(
+        qtbot: QtBot, settings: Settings, paths: Paths, tmp_path: Path) -> None:
+    """The whole app: its indexer reads 600 real files (chunking, embedding,
+    Chroma, SQLite on background threads) while an answer streams."""
+    from app.ui.app import HearthApp
+    from tests.bench.corpus import copy_corpus
+
+    folder = tmp_path / "corpus"
+    copy_corpus(folder, 600)
+    settings.override("generation.max_tokens", 300)
+    settings.override("generation.temperature", 0.8)
+    settings.override("ui.quick_ask_shortcut", "")
+    hearth = HearthApp(settings, paths)
+    window = hearth.window
+    try:
+        hearth.start()
+        qtbot.waitUntil(lambda: window.model_state == "ready", timeout=30_000)
+        window.files_button.setChecked(False)  # the question is not about the files
+        clock, lateness, timer = _lateness_probe()
+        overlap: list[float] = []  # lateness while both ran
+        indexing = [False]
+        hearth.index.state_changed.connect(
+            lambda state, _t: indexing.__setitem__(0, state == "indexing"))
+        window.input.setPlainText("Write a long essay about lighthouses, with a heading, "
+                                  "a list and a short code example.")
+        clock.start()
+        timer.start()
+        hearth.index.add_folder(str(folder))
+        qtbot.waitUntil(lambda: indexing[0], timeout=30_000)
+        mark = len(lateness)
+        with qtbot.waitSignal(window.answer_finished, timeout=180_000) as done:
+            window.send()
+        overlap = lateness[mark:]
+        still_indexing = indexing[0]
+        with qtbot.waitSignal(hearth.index.finished, timeout=600_000):
+            pass
+        timer.stop()
+        total_s = clock.elapsed() / 1000
+    finally:
+        hearth.quit()
+        window.close()
+        window.deleteLater()
+        hearth.quick.deleteLater()
+    finished = done.args[0]
+    ordered = sorted(lateness)
+    p99 = ordered[int(len(ordered) * 0.99) - 1]
+    print(f"\nevent loop while indexing 600 real files ({total_s:.1f} s) and, meanwhile, "
+          f"streaming {finished.usage.completion_tokens} tokens: max lateness "
+          f"{max(overlap):.0f} ms while both ran, {ordered[-1]:.0f} ms over the whole scan; "
+          f"p99 {p99:.0f} ms, median {statistics.median(ordered):.0f} ms "
+          f"(target max <= {LATENESS_TARGET_MS} ms; indexing still running when the answer "
+          f"ended: {still_indexing})")
+    assert finished.usage.completion_tokens > 50
+    assert ordered[-1] <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
 
 
 CHILD = """
