@@ -6,6 +6,7 @@ Usage: python scripts/screenshots.py   (uses a throwaway HEARTH_HOME)
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +22,6 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, QPoint, QTimer  # noqa: E4
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from app.core import secrets  # noqa: E402
-from app.core.events import Source, Sources  # noqa: E402
 from app.core.llm.registry import ProviderConfig, add_provider  # noqa: E402
 from app.paths import get_paths  # noqa: E402
 from app.settings import Settings  # noqa: E402
@@ -29,7 +29,7 @@ from app.ui.app import HearthApp  # noqa: E402
 from app.ui.theme import apply_theme  # noqa: E402
 
 DOCS = REPO / "docs"
-QUESTION = "How do I list the files in a folder with Python? Show a short example."
+QUESTION = "Where does Hearth keep my API keys?"
 
 
 def wait_for(signal: object, timeout_ms: int = 120_000) -> None:
@@ -87,25 +87,24 @@ def main() -> int:
     window = hearth.window
     window.resize(1180, 760)
     window.show()
+    # A folder of real documents (Hearth's own), indexed by the window's indexer.
+    notes = Path(os.environ["HEARTH_HOME"]) / "Documents" / "Hearth notes"
+    notes.mkdir(parents=True)
+    for name in ("README.md", "CHANGELOG.md"):
+        shutil.copyfile(REPO / name, notes / name)
+    (notes / "scan.pdf").write_bytes(b"%PDF-1.4 a scan that was cut off")
+    hearth.index.start()
+    hearth.index.add_folder(str(notes))
+    wait_for(hearth.index.finished)
     window.preload_model()
-    wait_for(window.model_state_changed)
-    # a real answer from the bundled model
+    wait_until(lambda: window.model_state == "ready", 60_000)
+    # a real answer from the bundled model, with real sources from the index
     window.input.setPlainText(QUESTION)
     window.send()
     wait_for(window.answer_finished)
-    # the sources panel fed a real Sources event, as retrieval will emit it
-    window._on_event(Sources((
-        Source(1, str(REPO / "README.md"), 1, 8, None,
-               "Hearth is a local-first desktop AI copilot. It runs quantized GGUF models "
-               "on your own computer…", 0.83),
-        Source(2, str(REPO / "app" / "paths.py"), 60, 75, None,
-               "def get_paths() -> Paths: Resolve Hearth's folders now…", 0.61),
-    )))
-    last = window.chat.last("assistant")
-    if last is not None and last.info is not None:
-        last.info.sources = window.sources_panel.sources
-        last.set_info(last.info)
-    window.input.setPlainText("And recursively?")
+    index = hearth.index
+    wait_until(lambda: index.state == "idle")
+    window.input.setPlainText("And where are the indexed folders kept?")
     save(window, "main-window.png")
     apply_theme(app, "dark")
     window.chat.load(window.assistant.store.messages(window.conversation_id or ""))
@@ -135,6 +134,12 @@ def main() -> int:
     page.list.setCurrentRow(0)  # type: ignore[attr-defined]
     save(dialog, "settings-providers.png")
     dialog.reject()
+    folders = hearth.open_folders()
+    folders.resize(760, 520)
+    wait_until(lambda: folders.folders.topLevelItemCount() == 1)
+    folders.select_path(str(notes))
+    save(folders, "folders.png")
+    folders.reject()
     hearth.quit()
     # Delete the widgets while Qt is still up, not during interpreter exit.
     for widget in (hearth.window, hearth.quick):

@@ -242,6 +242,7 @@ class Assistant:
                              else s["generation.temperature"]),
                 top_p=s["generation.top_p"],
                 seed=opts.seed,
+                repeat_penalty=s["generation.repeat_penalty"],
             )
             answered: Answered | None = None
             for item in router.run(plan, params, cancel, opts.route, opts.deep):

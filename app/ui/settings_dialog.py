@@ -54,6 +54,7 @@ LABELS = {
     "model.gpu_layers": "GPU layers",
     "generation.max_tokens": "Longest answer (tokens)",
     "generation.temperature": "Temperature",
+    "generation.repeat_penalty": "Repetition penalty (local model)",
     "generation.system_prompt": "Instructions",
     "network.offline": "Offline mode: send nothing over the network",
     "ui.theme": "Colours",
@@ -311,7 +312,7 @@ def default_pages(paths: Paths | None = None) -> list[SettingsPage]:
     return [
         ModelPage(),
         SettingsPage("Answers", ["generation.max_tokens", "generation.temperature",
-                                 "generation.system_prompt"]),
+                                 "generation.repeat_penalty", "generation.system_prompt"]),
         ProvidersPage(paths),
         RoutingPage(names),
         SettingsPage("Privacy", ["network.offline", "privacy.redact_secrets"],

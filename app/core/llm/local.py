@@ -432,7 +432,8 @@ class LocalProvider:
         finish = "length"
         produced = 0
         gen = llm.generate(
-            tokens, temp=request.temperature, top_p=request.top_p, reset=True
+            tokens, temp=request.temperature, top_p=request.top_p,
+            repeat_penalty=request.repeat_penalty, reset=True
         )
         try:
             for token in gen:

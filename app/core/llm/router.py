@@ -96,10 +96,12 @@ class GenParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     needs_vision: bool = False
+    repeat_penalty: float = 1.0
 
     def request(self, plan: PromptPlan) -> ChatRequest:
         return ChatRequest(plan.render(), self.max_tokens, self.temperature, self.top_p,
-                           self.stop, self.seed, needs_vision=self.needs_vision)
+                           self.stop, self.seed, needs_vision=self.needs_vision,
+                           repeat_penalty=self.repeat_penalty)
 
 
 @dataclass(frozen=True)
