@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from app.core.db import SQLiteFile
 from app.core.errors import HearthError
-from app.paths import DataDirError
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -89,48 +85,15 @@ _MESSAGE_FIELDS = (
 )
 
 
-class ConversationStore:
+class ConversationStore(SQLiteFile):
     """Thread-safe access to conversations.sqlite3."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.RLock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            if "not a database" in str(exc):
-                raise DataDirError(
-                    f"{path} is not a Hearth conversation database; move it away to start afresh."
-                ) from exc
-            raise DataDirError(f"Hearth cannot use its conversation store {path}: {exc}.") from exc
-        except OSError as exc:
-            raise DataDirError(
-                f"Hearth cannot create its data folder {path.parent}: {exc.strerror or exc}."
-            ) from exc
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    NOT_A = "conversation database"
+    NAME = "conversation store"
+    FOLDER = "data folder"
 
     def _migrate(self) -> None:
-        with self._tx() as db:
+        with self.tx() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)"
             )
@@ -152,7 +115,7 @@ class ConversationStore:
     def create(self, title: str) -> Conversation:
         now = time.time()
         conv = Conversation(uuid.uuid4().hex, _title(title), now, now)
-        with self._tx() as db:
+        with self.tx() as db:
             db.execute(
                 "INSERT INTO conversations VALUES (?, ?, ?, ?)",
                 (conv.id, conv.title, conv.created_at, conv.updated_at),
@@ -195,12 +158,12 @@ class ConversationStore:
 
     def rename(self, conversation_id: str, title: str) -> None:
         conv = self.get(conversation_id)
-        with self._tx() as db:
+        with self.tx() as db:
             db.execute("UPDATE conversations SET title = ? WHERE id = ?", (_title(title), conv.id))
 
     def delete(self, conversation_id: str) -> None:
         conv = self.get(conversation_id)
-        with self._tx() as db:
+        with self.tx() as db:
             db.execute("DELETE FROM conversations WHERE id = ?", (conv.id,))
 
     # -- messages ------------------------------------------------------------------
@@ -214,7 +177,7 @@ class ConversationStore:
         values = {k: fields.get(k) for k in _MESSAGE_FIELDS}
         route = json.dumps(fields["route"]) if fields.get("route") is not None else None
         sources = json.dumps(fields["sources"]) if fields.get("sources") is not None else None
-        with self._tx() as db:
+        with self.tx() as db:
             db.execute(
                 "INSERT INTO messages (id, conversation_id, role, content, status, "
                 + ", ".join(_MESSAGE_FIELDS)
@@ -232,7 +195,7 @@ class ConversationStore:
     def delete_messages_from(self, conversation_id: str, message_id: str) -> int:
         """Delete `message_id` and every later message of the conversation (to
         answer a question again, or send an edited one); returns how many."""
-        with self._tx() as db:
+        with self.tx() as db:
             row = db.execute(
                 "SELECT created_at, rowid FROM messages WHERE id = ? AND conversation_id = ?",
                 (message_id, conversation_id),

@@ -39,19 +39,7 @@ def test_event_loop_lateness_while_an_answer_streams(qtbot: QtBot, settings: Set
     window.preload_model()
     qtbot.waitUntil(lambda: window.model_state == "ready", timeout=30_000)
 
-    clock = QElapsedTimer()
-    lateness: list[float] = []
-    last = [0]
-
-    def tick() -> None:
-        now = clock.elapsed()
-        lateness.append(max(0, now - last[0] - TICK_MS))
-        last[0] = now
-
-    timer = QTimer()
-    timer.setTimerType(timer.timerType().PreciseTimer)
-    timer.setInterval(TICK_MS)
-    timer.timeout.connect(tick)
+    clock, lateness, timer = _lateness_probe()
     window.input.setPlainText("Write a long essay about lighthouses, with a heading, a list "
                               "and a short code example.")
     clock.start()

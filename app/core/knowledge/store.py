@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from app.core.db import SQLiteFile
 from app.core.errors import HearthError
-from app.paths import DataDirError, Paths
+from app.paths import Paths
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -167,49 +166,20 @@ class ChunkHit:
     local_only: bool
 
 
-class Manifest:
+class Manifest(SQLiteFile):
     """manifest.sqlite3: thread-safe; several processes may open it (WAL)."""
 
+    NOT_A = "index manifest"
+    NAME = "index manifest"
+    FOLDER = "index folder"
+    BUSY_TIMEOUT_MS = 10000
+    SYNCHRONOUS = "NORMAL"
+
     def __init__(self, path: Path, readonly: bool = False) -> None:
-        self.path = path
-        self._lock = threading.RLock()
         self._df_cache: dict[str, int] = {}
         self._df_total = 0
         self._df_time = -1e9
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            if "not a database" in str(exc):
-                raise DataDirError(
-                    f"{path} is not a Hearth index manifest; move it away to start afresh."
-                ) from exc
-            raise DataDirError(f"Hearth cannot use its index manifest {path}: {exc}.") from exc
-        except OSError as exc:
-            raise DataDirError(
-                f"Hearth cannot create its index folder {path.parent}: {exc.strerror or exc}."
-            ) from exc
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        super().__init__(path)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -1,0 +1,66 @@
+"""One SQLite file used by several threads (one connection behind a lock) and
+several processes (WAL): the conversation store and the index manifest."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from app.paths import DataDirError
+
+
+class SQLiteFile:
+    """Opens `path` (creating its folder), sets the pragmas, runs `_migrate`.
+    A file that is not SQLite, or a folder that cannot be made, becomes one
+    DataDirError sentence built from the three names below."""
+
+    NOT_A = "database"  # "{path} is not a Hearth {NOT_A}"
+    NAME = "database"  # "Hearth cannot use its {NAME}"
+    FOLDER = "data folder"  # "Hearth cannot create its {FOLDER}"
+    BUSY_TIMEOUT_MS = 5000
+    SYNCHRONOUS = ""  # e.g. "NORMAL"; empty keeps SQLite's default
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout={int(self.BUSY_TIMEOUT_MS)}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            if self.SYNCHRONOUS:
+                self._db.execute(f"PRAGMA synchronous={self.SYNCHRONOUS}")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise DataDirError(
+                    f"{path} is not a Hearth {self.NOT_A}; move it away to start afresh."
+                ) from exc
+            raise DataDirError(f"Hearth cannot use its {self.NAME} {path}: {exc}.") from exc
+        except OSError as exc:
+            raise DataDirError(
+                f"Hearth cannot create its {self.FOLDER} {path.parent}: {exc.strerror or exc}."
+            ) from exc
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema (subclasses)."""
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
