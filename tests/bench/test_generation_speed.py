@@ -28,9 +28,14 @@ TARGET = 0.95
 def bare_loop_tokens_per_s(llm, prompt_tokens: list[int]) -> tuple[float, int]:
     import llama_cpp
 
+    from app.settings import lookup
+
     first = last = 0.0
     n = 0
-    for token in llm.generate(prompt_tokens, temp=0.0, top_p=0.95, reset=True):
+    # The same sampler as Hearth's defaults, so only the plumbing differs.
+    penalty = float(lookup("generation.repeat_penalty").default)  # type: ignore[arg-type]
+    for token in llm.generate(prompt_tokens, temp=0.0, top_p=0.95, repeat_penalty=penalty,
+                              reset=True):
         now = time.perf_counter()
         if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
             break
