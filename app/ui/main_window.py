@@ -42,6 +42,7 @@ from app.ui.chat_view import ChatView, MessageWidget
 from app.ui.conversation_list import ConversationList
 from app.ui.details_dialog import AnswerDetailsDialog
 from app.ui.errors import show_error
+from app.ui.indexing import Activity
 from app.ui.sources_panel import SourcesPanel
 from app.ui.theme import app_icon
 from app.ui.workers import GeneratorWorker, WorkerSet, call_in_background
@@ -360,7 +361,7 @@ class MainWindow(QMainWindow):
         self._update_files_button()
 
     def chosen_folder(self) -> str | None:
-        action = self._folder_group.checkedAction() if hasattr(self, "_folder_group") else None
+        action = self._folder_group.checkedAction()
         data = action.data() if action is not None else None
         return str(data) if data else None
 
@@ -394,15 +395,14 @@ class MainWindow(QMainWindow):
         if state != "indexing":
             self.index_progress.hide()
 
-    def set_index_activity(self, activity: object) -> None:
-        total, done = getattr(activity, "total", 0), getattr(activity, "done", 0)
-        current = getattr(activity, "current", "")
-        self.index_progress.setVisible(bool(getattr(activity, "busy", False)) and total > 0)
+    def set_index_activity(self, activity: Activity) -> None:
+        total = activity.total
+        self.index_progress.setVisible(activity.busy and total > 0)
         if total:
             self.index_progress.setRange(0, total)
-            self.index_progress.setValue(done)
-        if current:
-            self.index_status.setToolTip(f"Indexing {current}")
+            self.index_progress.setValue(activity.done)
+        if activity.current:
+            self.index_status.setToolTip(f"Indexing {activity.current}")
         else:
             self.index_status.setToolTip("Your indexed folders: click to open Folders")
 

@@ -29,15 +29,6 @@ WRONG_KEY = "sk-wrong-0a1b2c3d4e5f6a7b8c9d0e1f"
 
 
 @pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
-
-
-@pytest.fixture
 def server() -> Iterator[FaultServer]:
     s = FaultServer(api_key=RIGHT_KEY)
     yield s

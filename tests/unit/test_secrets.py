@@ -15,15 +15,6 @@ from tests.keyring_backend import MemoryKeyring
 
 
 @pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
-
-
-@pytest.fixture
 def refused(request: pytest.FixtureRequest, tmp_path) -> Iterator[None]:
     previous = keyring.get_keyring()
     if request.param == "fail":
