@@ -50,7 +50,7 @@ from app.paths import Paths
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from app.core.knowledge.base import KnowledgeBase
+    from app.core.knowledge.base import KnowledgeBase, Searcher
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,14 @@ class Assistant:
     """Owns the providers and the conversation store for one process."""
 
     def __init__(self, settings: Settings, paths: Paths, store: ConversationStore | None = None,
-                 knowledge: KnowledgeBase | None = None):
+                 knowledge: Searcher | None = None):
         self.settings = settings
         self.paths = paths
         self._store = store
-        # A KnowledgeBase shared with an indexer in this process (the window), or
-        # None: a read-only one is opened when folders are indexed.
+        # What searches the index: the window's index process, or None: a
+        # read-only KnowledgeBase of this process is opened when folders exist.
         self._knowledge = knowledge
-        self._owns_knowledge = False
+        self._own_knowledge: KnowledgeBase | None = None
         self._providers: dict[LocalModelConfig, LocalProvider] = {}
         self._remotes: dict[tuple[str, str | None], RemoteProvider] = {}
         self._lock = threading.Lock()
@@ -167,9 +167,9 @@ class Assistant:
         if self._store is not None:
             self._store.close()
             self._store = None
-        if self._owns_knowledge and self._knowledge is not None:
-            self._knowledge.close()
-            self._knowledge = None
+        if self._own_knowledge is not None:
+            self._own_knowledge.close()
+            self._own_knowledge = None
 
     def ask(
         self,
@@ -312,14 +312,14 @@ class Assistant:
         if not opts.use_files:
             return (), None
         try:
-            kb = self._knowledge
+            kb = self._knowledge or self._own_knowledge
             if kb is None:
                 from app.core.knowledge.base import KnowledgeBase, has_folders
 
                 if not has_folders(self.paths):
                     return (), None
-                kb = self._knowledge = KnowledgeBase(self.paths, self.settings, writer=False)
-                self._owns_knowledge = True
+                kb = self._own_knowledge = KnowledgeBase(self.paths, self.settings,
+                                                         writer=False)
             results = kb.search(question, folders=opts.folders, path_glob=opts.path_glob)
         except Exception as exc:
             log.exception("searching the indexed folders failed")

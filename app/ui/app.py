@@ -43,13 +43,15 @@ class HearthApp(QObject):
         super().__init__()
         self.settings = settings
         self.paths = paths
-        self.assistant = Assistant(settings, paths)
+        # The index process writes the index and answers the assistant's
+        # searches, so this process never runs Chroma.
+        self.index = IndexService(settings, paths, self)
+        self.assistant = Assistant(settings, paths, knowledge=self.index)
         self.window = MainWindow(self.assistant)
         self.tray = Tray(app_icon(), bool(settings["network.offline"]), self)
         self.quick = QuickAsk(self.assistant)
         self.server = InstanceServer(server_name, self)
         self.settings_dialog: SettingsDialog | None = None
-        self.index = IndexService(settings, paths, self)
         self.folders_dialog: FoldersDialog | None = None
         self.shortcut = GlobalShortcut(self)
         self._quit_done = False

@@ -1,29 +1,28 @@
 """The window's indexer. While Hearth runs it is the one process that writes
-the index: it opens the knowledge base as the writer, follows the folders
-with the core's watcher, and carries out what the folders dialog asks (add,
-remove, pause, change patterns, re-index) on one background thread.
+the index: the work happens in a child process (app.core.knowledge.host),
+which opens the knowledge base as the writer, follows the folders with the
+core's watcher, carries out what the folders dialog asks (add, remove,
+pause, change patterns, re-index) and answers the assistant's searches.
 
-Nothing here runs on the GUI thread but the signal handlers: progress,
-results and errors reach widgets through signals only. When another Hearth
-process (`hearth index watch`) already writes, this one reads, records
-folder changes for that process to pick up, and takes over when it ends."""
+Nothing here runs on the GUI thread but the signal handlers and the sending
+of small messages: progress, results and errors reach widgets through
+signals only. When another Hearth process (`hearth index watch`) already
+writes, the child reads, records folder changes for that process to pick
+up, and takes over when it ends. If the child dies, the window says so and
+starts a new one (the index repairs itself on opening)."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import traceback
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.core.errors import HearthError
-from app.core.knowledge import progress as ev
+from app.core.knowledge.host import Activity, IndexCallError, IndexProcess
 from app.paths import Paths
 from app.settings import Settings
 
@@ -31,76 +30,13 @@ log = logging.getLogger(__name__)
 
 # How often a busy index (another process writes) is tried again.
 RETRY_MS = 30_000
-# Progress reaches the window at most this often (the last state always does).
-PROGRESS_EVERY_S = 0.1
+# After the index process died: wait this long, then start a new one ...
+RESTART_MS = 2_000
+# ... unless it died this often within the last RESTART_WINDOW_S.
+RESTART_LIMIT = 3
+RESTART_WINDOW_S = 600.0
 
-
-@dataclass(frozen=True)
-class Activity:
-    """What the indexer is doing, for the status bar."""
-
-    done: int  # files finished in this run
-    total: int  # files this run knows it has to read
-    current: str  # the file being read ("" between files)
-    failed: int  # files that could not be read in this run
-    scanning: str = ""  # the folder being compared with the index, if any
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.scanning or self.current) or self.done < self.total
-
-
-class _Tracker:
-    """Turns the core's progress events (on the indexing threads) into
-    throttled `Activity` snapshots and end-of-run summaries."""
-
-    def __init__(self, emit: Callable[[Activity], None], finished: Callable[[ev.Stats], None],
-                 problem: Callable[[str], None]) -> None:
-        self._emit = emit
-        self._finished = finished
-        self._problem = problem
-        self._lock = threading.Lock()
-        self._done = self._total = self._failed = 0
-        self._current = ""
-        self._scanning = ""
-        self._last = 0.0
-
-    def __call__(self, event: ev.ProgressEvent) -> None:
-        force = False
-        with self._lock:
-            if isinstance(event, ev.Scanning):
-                self._scanning = event.folder
-            elif isinstance(event, ev.Scanned):
-                self._scanning = ""
-                self._total += event.changed
-            elif isinstance(event, ev.FileStarted):
-                self._current = event.path
-                if self._done >= self._total:  # a live change, not part of a scan
-                    self._total = self._done + 1
-            elif isinstance(event, ev.FileDone):
-                self._done += 1
-                self._current = ""
-            elif isinstance(event, ev.FileFailed):
-                self._done += 1
-                self._failed += 1
-                self._current = ""
-            elif isinstance(event, ev.Finished):
-                force = True
-                self._current = self._scanning = ""
-            snapshot = Activity(min(self._done, self._total), self._total, self._current,
-                                self._failed, self._scanning)
-            if isinstance(event, ev.Finished):
-                self._done = self._total = self._failed = 0
-            now = time.monotonic()
-            send = force or now - self._last >= PROGRESS_EVERY_S
-            if send:
-                self._last = now
-        if send:
-            self._emit(snapshot)
-        if isinstance(event, ev.FolderUnavailable):
-            self._problem(f"{event.folder}: {event.reason}")
-        elif isinstance(event, ev.Finished):
-            self._finished(event.stats)
+__all__ = ["Activity", "IndexService"]
 
 
 class IndexService(QObject):
@@ -108,7 +44,9 @@ class IndexService(QObject):
 
     States: "none" (no folders yet), "opening", "idle", "indexing", "paused"
     (indexing paused by the user), "busy" (another process writes), "error".
-    """
+
+    `search()` is the knowledge base's search, for the window's assistant: it
+    runs in the index process, where the vectors are always current."""
 
     state_changed = Signal(str, str)  # state, a sentence for the status bar
     activity = Signal(object)  # Activity
@@ -117,8 +55,9 @@ class IndexService(QObject):
     problem = Signal(str)  # a folder became unavailable, a watch fell back to polling
     failed = Signal(str, str)  # an operation failed: message, details
     done = Signal(str)  # an operation finished: a sentence saying what happened
-    _retry_wanted = Signal()  # from the worker: try to become the writer later
+    _retry_wanted = Signal()  # from the reader thread: try to become the writer later
     _state_wanted = Signal(str, str)  # from any thread; applied on the GUI thread
+    _exited = Signal(str)  # the index process died: details
 
     def __init__(self, settings: Settings, paths: Paths, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -126,17 +65,20 @@ class IndexService(QObject):
         self.paths = paths
         self.state = "none"
         self.paused = False
-        self._kb: Any = None  # KnowledgeBase, opened on the worker thread
-        self._watcher: Any = None
         self._stopped = False
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-index")
-        self._tracker = _Tracker(self.activity.emit, self._on_finished, self.problem.emit)
+        self._deaths: list[float] = []
+        self.process = IndexProcess(paths, settings, self._on_event)
         self._retry = QTimer(self)
         self._retry.setSingleShot(True)
         self._retry.setInterval(RETRY_MS)
         self._retry.timeout.connect(self.start)
         self._retry_wanted.connect(self._schedule_retry)
         self._state_wanted.connect(self._apply_state)
+        self._exited.connect(self._on_exited)
+        self._restart = QTimer(self)
+        self._restart.setSingleShot(True)
+        self._restart.setInterval(RESTART_MS)
+        self._restart.timeout.connect(self.start)
         self.activity.connect(self._on_activity)
         self._settle = QTimer(self)  # back to "idle" once live changes stop coming
         self._settle.setSingleShot(True)
@@ -146,9 +88,16 @@ class IndexService(QObject):
     # -- life -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the index and follow the folders, in the background. Cheap when
-        no folder was ever added: nothing is opened until one is."""
-        self._submit(self._open, report=False)
+        """Open the index and follow the folders, in the index process. Cheap
+        when no folder was ever added: no process is started until one is."""
+        from app.core.knowledge.base import has_folders
+
+        if self._stopped:
+            return
+        if not self.process.running and not has_folders(self.paths):
+            self._set_state("none", "")
+            return
+        self._call("open", report=False)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop indexing (a batch in progress ends first) and close the index."""
@@ -156,208 +105,90 @@ class IndexService(QObject):
             return
         self._stopped = True
         self._retry.stop()
+        self._restart.stop()
         self._settle.stop()
-        kb = self._kb
-        if kb is not None and kb.writer:
-            kb.indexer.cancel.set()  # the worker may be mid-reindex: stop at the next file
-        # Queued operations see `_stopped` and do nothing; then the index closes.
-        self._pool.submit(self._close)
-        self._pool.shutdown(wait=True)
+        self.process.stop(timeout_s)
 
-    def _close(self) -> None:
-        self._stop_watcher()
-        if self._kb is not None:
-            self._kb.close()
-            self._kb = None
+    def search(self, question: str, k: int | None = None, *,
+               folders: Sequence[str] | None = None, path_glob: str | None = None,
+               mmr: bool | None = None) -> list[Any]:
+        """Off the GUI thread only: waits for the index process's answer."""
+        return self.process.search(question, k, folders=folders, path_glob=path_glob, mmr=mmr)
 
     # -- what the window asks for ---------------------------------------------------------
 
     def add_folder(self, path: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
                    local_only: bool = False) -> Future[Any]:
-        def add() -> str:
-            kb = self._need_kb()
-            folder = kb.add_folder(path, include, exclude, local_only)
-            if kb.writer and self._watcher is None and not self.paused:
-                self._start_watcher()
-            if not kb.writer:
-                return (f"Added {folder.path}; the other Hearth process that updates the index "
-                        "will index it.")
-            if self.paused:
-                return f"Added {folder.path}; it is indexed when indexing is resumed."
-            return f"Added {folder.path}; indexing it now."
-
-        return self._submit(add)
+        return self._call("add_folder", path, list(include), list(exclude), local_only)
 
     def update_folder(self, path: str, include: Sequence[str], exclude: Sequence[str],
                       local_only: bool) -> Future[Any]:
-        def update() -> str:
-            kb = self._need_kb()
-            kb.find_folder(path)
-            folder = kb.add_folder(path, include, exclude, local_only)
-            return f"Saved the settings of {folder.path}."
-
-        return self._submit(update)
+        return self._call("update_folder", path, list(include), list(exclude), local_only)
 
     def remove_folder(self, path: str) -> Future[Any]:
-        def remove() -> str:
-            kb = self._need_kb(writer=True)
-            # The watcher may be indexing this very folder: stop it first, so no
-            # file of a removed folder is written back.
-            running = self._watcher is not None
-            self._stop_watcher()
-            try:
-                chunks = kb.remove_folder(path)
-            finally:
-                if running:
-                    self._start_watcher()
-            return f"Removed {path} and its {chunks:,} passages from the index."
-
-        return self._submit(remove)
+        return self._call("remove_folder", path)
 
     def set_folder_paused(self, path: str, paused: bool) -> Future[Any]:
-        def pause() -> str:
-            folder = self._need_kb().set_paused(path, paused)
-            return f"{'Paused' if paused else 'Resumed'} {folder.path}."
-
-        return self._submit(pause)
+        return self._call("set_folder_paused", path, paused)
 
     def reindex(self, path: str) -> Future[Any]:
-        def reindex() -> str:
-            kb = self._need_kb(writer=True)
-            if self.paused:
-                raise HearthError("Indexing is paused; resume it to re-index.")
-            stats = kb.reindex_folder(path, self._tracker)
-            return f"Re-read {stats.files_seen:,} files of {path}."
-
-        return self._submit(reindex)
+        return self._call("reindex", path)
 
     def refresh(self) -> Future[Any]:
         """Send `folders_changed` with the current state of every folder."""
-        return self._submit(lambda: None)
+        return self._call("refresh", report=False)
 
     def set_paused(self, paused: bool) -> None:
         """Pause or resume all indexing (the folders stay in the index)."""
         if paused == self.paused:
             return
-        self.paused = paused
+        self.paused = self.process.paused = paused
+        if paused or self.process.running:
+            self._call("set_paused", paused, report=False)
+        else:
+            self.start()
 
-        def apply() -> None:
-            if paused:
-                self._stop_watcher()
-                self._set_state("paused", "Indexing paused")
-            elif self._kb is not None and self._kb.writer:
-                self._start_watcher()
-            else:
-                self._open()
+    # -- calls and events ---------------------------------------------------------------
 
-        if paused and self._kb is not None and self._kb.writer:
-            self._kb.indexer.cancel.set()  # stop a long scan at its next file
-        self._submit(apply, report=False)
-
-    # -- on the worker thread ---------------------------------------------------------
-
-    def _submit(self, fn: Callable[[], Any], report: bool = True) -> Future[Any]:
+    def _call(self, name: str, *args: Any, report: bool = True) -> Future[Any]:
         if self._stopped:
             future: Future[Any] = Future()
-            future.set_exception(HearthError("Hearth is shutting down."))
+            future.set_exception(IndexCallError("Hearth is shutting down."))
             return future
+        future = self.process.call(name, *args)
 
-        def run() -> Any:
-            if self._stopped:
-                return None
-            try:
-                result = fn()
-            except HearthError as exc:
-                self.failed.emit(str(exc), traceback.format_exc())
-                raise
-            except Exception as exc:
-                log.exception("index operation failed")
-                self.failed.emit(f"The index could not be updated: {exc}.",
-                                 traceback.format_exc())
-                raise
-            if report and isinstance(result, str):
-                self.done.emit(result)
-            self._emit_folders()
-            return result
+        def reached(f: Future[Any]) -> None:
+            # On the reader thread (or here, if it failed before it was sent).
+            exc = f.exception()
+            if exc is not None:
+                if not (self._stopped and str(exc) == "Hearth is shutting down."):
+                    self.failed.emit(str(exc), getattr(exc, "details", ""))
+            elif report and isinstance(f.result(), str):
+                self.done.emit(f.result())
 
-        return self._pool.submit(run)
+        future.add_done_callback(reached)
+        return future
 
-    def _need_kb(self, writer: bool = False) -> Any:
-        if self._kb is None:
-            self._open(force=True)
-        if self._kb is None:
-            raise HearthError("The index could not be opened.")
-        if writer and not self._kb.writer:
-            raise HearthError("Another Hearth process is updating the index; stop it "
-                              "(`hearth index watch`) to do this here.")
-        return self._kb
-
-    def _open(self, force: bool = False) -> None:
-        from app.core.knowledge.base import KnowledgeBase, _writer_pid, has_folders
-        from app.core.knowledge.store import IndexBusyError
-
-        if self._kb is not None and self._kb.writer:
-            return
-        if not force and not has_folders(self.paths):
-            self._set_state("none", "")
-            return
-        self._set_state("opening", "Index: opening…")
-        try:
-            kb = KnowledgeBase(self.paths, self.settings, writer=True)
-        except IndexBusyError:
-            if self._kb is None:
-                self._kb = KnowledgeBase(self.paths, self.settings, writer=False)
-            pid = _writer_pid(self._kb.dir)
-            who = f" (pid {pid})" if pid else ""
-            self._set_state("busy", f"Index: kept up to date by another Hearth process{who}")
+    def _on_event(self, kind: str, args: tuple[Any, ...]) -> None:
+        # On the reader thread: only signals from here.
+        if kind == "state":
+            self._state_wanted.emit(*args)
+        elif kind == "activity":
+            self.activity.emit(args[0])
+        elif kind == "folders":
+            self.folders_changed.emit(args[0])
+        elif kind == "finished":
+            self.finished.emit(args[0])
+        elif kind == "problem":
+            self.problem.emit(args[0])
+        elif kind == "retry":
             self._retry_wanted.emit()
-            return
-        except Exception as exc:
-            log.exception("opening the index failed")
-            self._set_state("error", f"Index: could not be opened ({exc})")
-            raise
-        if self._kb is not None:
-            self._kb.close()  # the reader used while another process wrote
-        self._kb = kb
-        if self.paused:
-            self._set_state("paused", "Indexing paused")
-        elif kb.folders():
-            self._start_watcher()
-        else:
-            self._set_state("idle", "Index: no folders yet")
-        self._emit_folders()
+        elif kind == "exited":
+            self._exited.emit(args[1])
 
     def _schedule_retry(self) -> None:
         if not self._stopped:
             self._retry.start()
-
-    def _start_watcher(self) -> None:
-        from app.core.knowledge.watcher import Watcher, WatchWarning
-
-        def warn(w: WatchWarning) -> None:
-            self.problem.emit(f"{w.folder}: {w.message}")
-
-        self._kb.indexer.cancel.clear()
-        self._watcher = Watcher(self._kb, self._tracker, on_warning=warn)
-        self._set_state("indexing", "Index: checking folders…")
-        self._watcher.start()
-
-    def _stop_watcher(self) -> None:
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
-
-    def _emit_folders(self) -> None:
-        if self._kb is not None:
-            try:
-                self.folders_changed.emit(self._kb.status(errors=True))
-            except Exception:
-                log.exception("reading the index status failed")
-
-    def _on_finished(self, stats: ev.Stats) -> None:
-        self._emit_folders()
-        if stats.indexed or stats.failed or stats.skipped or stats.removed:
-            self.finished.emit(stats)
 
     def _set_state(self, state: str, text: str) -> None:
         self._state_wanted.emit(state, text)
@@ -368,6 +199,21 @@ class IndexService(QObject):
         self.state_changed.emit(state, text)
 
     # -- on the GUI thread -------------------------------------------------------------
+
+    def _on_exited(self, details: str) -> None:
+        if self._stopped:
+            return
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]
+        self._settle.stop()
+        if len(self._deaths) > RESTART_LIMIT:
+            self._apply_state("error", "Index: the indexer keeps stopping; see the log")
+            self.failed.emit("The indexer keeps stopping unexpectedly, so Hearth no longer "
+                             "restarts it; restart Hearth to try again.", details)
+            return
+        self._apply_state("error", "Index: the indexer stopped unexpectedly; restarting it…")
+        self.problem.emit("The indexer stopped unexpectedly; Hearth is restarting it.")
+        self._restart.start()
 
     def _on_activity(self, activity: Activity) -> None:
         if self.paused or self.state in ("paused", "busy", "error") or self._stopped:

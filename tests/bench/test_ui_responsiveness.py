@@ -77,15 +77,12 @@ def _lateness_probe() -> tuple[QElapsedTimer, list[float], QTimer]:
     return clock, lateness, timer
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "chromadb's Rust bindings hold the GIL for the whole of each write (HNSW insert and "
-    "its SQLite commit; 30-45 ms for a single chunk on a loaded 2-core machine), so an "
-    "indexer in the window's process can stall its event loop; moving the writer into "
-    "a child process is the fix"))
 def test_event_loop_lateness_while_streaming_and_indexing(
         qtbot: QtBot, settings: Settings, paths: Paths, tmp_path: Path) -> None:
     """The whole app: its indexer reads 600 real files (chunking, embedding,
-    Chroma, SQLite on background threads) while an answer streams."""
+    Chroma, SQLite, in the index process) while an answer streams. Chroma's
+    writes hold the GIL for 30-45 ms each on a loaded 2-core machine, which is
+    why they happen in a process of their own."""
     from app.ui.app import HearthApp
     from tests.bench.corpus import copy_corpus
 
@@ -135,6 +132,7 @@ def test_event_loop_lateness_while_streaming_and_indexing(
           f"(target max <= {LATENESS_TARGET_MS} ms; indexing still running when the answer "
           f"ended: {still_indexing})")
     assert finished.usage.completion_tokens > 50
+    assert max(overlap) <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
     assert ordered[-1] <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
 
 

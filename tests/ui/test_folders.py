@@ -4,6 +4,11 @@ bar, Pause indexing in the tray, "Use my files", and quitting mid-scan."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +18,7 @@ from pytestqt.qtbot import QtBot
 from app.core.knowledge.base import KnowledgeBase
 from app.paths import Paths
 from app.settings import Settings
+from tests.helpers import REPO
 from tests.integration.knowledge.conftest import consistent
 
 pytestmark = pytest.mark.slow
@@ -247,3 +253,97 @@ def test_quitting_mid_scan_stops_cleanly_and_loses_nothing(
         kb.reconcile()  # what was not read yet is read now
         assert kb.status()["folders"][0]["indexed"] == 400
         assert consistent(kb)
+
+
+def test_the_indexer_dying_is_said_and_a_new_one_finishes_the_work(
+        qtbot: QtBot, hearth: Any, tmp_path: Path, paths: Paths, settings: Settings) -> None:
+    docs = notes(tmp_path / "docs", 300)
+    hearth.start()
+    dialog = hearth.open_folders()
+    dialog.add_folder(str(docs))
+    window = hearth.window
+    qtbot.waitUntil(lambda: window.index_status.text().startswith("Indexing "),
+                    timeout=SCAN_MS)
+    pid = hearth.index.process.pid
+    with qtbot.waitSignal(hearth.index.problem, timeout=10_000) as problem:
+        os.kill(pid, signal.SIGKILL)  # a crash in Chroma or ONNX would look the same
+    assert problem.args[0] == "The indexer stopped unexpectedly; Hearth is restarting it."
+    assert hearth.index.state == "error"
+    assert window.index_status.text() == ("Index: the indexer stopped unexpectedly; "
+                                          "restarting it…")
+    assert window.isVisible()  # the window itself carries on
+    # A new process repairs what the dead one left half-done and finishes.
+    qtbot.waitUntil(lambda: indexed(dialog, docs, 300), timeout=SCAN_MS * 2)
+    assert hearth.index.process.pid not in (None, pid)
+    qtbot.waitUntil(lambda: window.index_status.text() == "Index: up to date", timeout=10_000)
+    hearth.quit()
+    with KnowledgeBase(paths, settings, writer=True) as kb:
+        assert not kb.needs_repair
+        assert consistent(kb)
+
+
+def test_an_indexer_that_keeps_dying_is_given_up_on_with_one_sentence(
+        qtbot: QtBot, hearth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.ui import indexing
+
+    monkeypatch.setattr(indexing, "RESTART_LIMIT", 1)  # give up at the second death
+    docs = notes(tmp_path / "docs", 2)
+    hearth.start()
+    dialog = hearth.open_folders()
+    dialog.add_folder(str(docs))
+    qtbot.waitUntil(lambda: indexed(dialog, docs, 2), timeout=SCAN_MS)
+    with qtbot.waitSignal(hearth.index.problem, timeout=10_000):
+        os.kill(hearth.index.process.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: hearth.index.state in ("idle", "indexing"), timeout=SCAN_MS)
+    with qtbot.waitSignal(hearth.index.failed, timeout=10_000) as failed:
+        os.kill(hearth.index.process.pid, signal.SIGKILL)
+    assert failed.args[0] == ("The indexer keeps stopping unexpectedly, so Hearth no longer "
+                              "restarts it; restart Hearth to try again.")
+    assert "killed by signal 9" in failed.args[1]
+    assert dialog.message.text() == failed.args[0]
+    assert hearth.window.index_status.text() == "Index: the indexer keeps stopping; see the log"
+    assert not hearth.index.process.running
+
+
+WINDOW = """
+import json, sys, time
+from PySide6.QtWidgets import QApplication
+from app.paths import get_paths
+from app.settings import Settings
+from app.ui.app import HearthApp
+
+app = QApplication([])
+paths = get_paths()
+settings = Settings.load(paths)
+settings.override("generation.max_tokens", 8)
+settings.override("ui.quick_ask_shortcut", "")
+hearth = HearthApp(settings, paths)
+hearth.start()
+finished = []
+hearth.index.finished.connect(finished.append)
+hearth.index.add_folder(sys.argv[1])
+deadline = time.monotonic() + 60
+while not finished and time.monotonic() < deadline:
+    app.processEvents()
+    time.sleep(0.01)
+events = list(hearth.assistant.ask("What did the lamp budget meeting decide?"))
+sources = [e for e in events if type(e).__name__ == "Sources"]
+hearth.quit()
+print(json.dumps({"indexed": finished[0].indexed if finished else 0,
+                  "sources": len(sources[-1].sources) if sources else 0,
+                  "modules": sorted(m for m in ("chromadb", "onnxruntime", "watchdog")
+                                    if m in sys.modules)}))
+"""
+
+
+def test_the_window_process_never_runs_chroma(tmp_path: Path) -> None:
+    """Chroma's writes hold the GIL for tens of milliseconds; the window's
+    event loop stays smooth because its process never loads Chroma, ONNX or
+    watchdog: the index process indexes and searches for it."""
+    docs = notes(tmp_path / "docs", 3)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-c", WINDOW, str(docs)], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"indexed": 3, "sources": 3, "modules": []}

@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from app.core.knowledge import progress as ev
 from app.core.knowledge.embedder import MiniLMEmbedder
@@ -56,6 +56,15 @@ def has_folders(paths: Paths) -> bool:
         return bool(m.folders())
     finally:
         m.close()
+
+
+class Searcher(Protocol):
+    """What the assistant needs of the index: a `KnowledgeBase`, or the
+    window's index process, which searches on its behalf."""
+
+    def search(self, question: str, k: int | None = None, *,
+               folders: Sequence[str] | None = None, path_glob: str | None = None,
+               mmr: bool | None = None) -> list[Result]: ...
 
 
 class KnowledgeBase:
