@@ -22,7 +22,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.core.knowledge.host import Activity, IndexCallError, IndexProcess
+from app.core.knowledge.host import Activity, IndexCallError, IndexProcess, IndexProcessDied
 from app.paths import Paths
 from app.settings import Settings
 
@@ -161,8 +161,11 @@ class IndexService(QObject):
             # On the reader thread (or here, if it failed before it was sent).
             exc = f.exception()
             if exc is not None:
-                if not (self._stopped and str(exc) == "Hearth is shutting down."):
-                    self.failed.emit(str(exc), getattr(exc, "details", ""))
+                if self._stopped and str(exc) == "Hearth is shutting down.":
+                    return
+                if isinstance(exc, IndexProcessDied) and not report:
+                    return  # nothing the user asked for; the death itself is reported
+                self.failed.emit(str(exc), getattr(exc, "details", ""))
             elif report and isinstance(f.result(), str):
                 self.done.emit(f.result())
 

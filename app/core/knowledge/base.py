@@ -78,6 +78,7 @@ class KnowledgeBase:
         self.dir = knowledge_dir(paths)
         self.writer = writer
         self._lock: Any = None
+        self._client: Any = None  # Chroma's client, closed with this knowledge base
         paths.ensure(paths.data_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if writer:
@@ -87,6 +88,7 @@ class KnowledgeBase:
             self.embedder = embedder or shared_embedder(settings["knowledge.embed_threads"])
             self._open_vectors()
         except BaseException:
+            self._close_client()
             self._release_lock()
             raise
         self._indexer: Indexer | None = None
@@ -115,8 +117,10 @@ class KnowledgeBase:
 
     def _open_vectors(self) -> None:
         s = self.settings
-        client = VectorStore.open_client(self.paths, s["knowledge.chroma_mode"],
-                                         s["knowledge.chroma_url"])
+        if self._client is None:
+            self._client = VectorStore.open_client(self.paths, s["knowledge.chroma_mode"],
+                                                   s["knowledge.chroma_url"])
+        client = self._client
         name = "hearth-" + self.embedder.id
         self.needs_repair = False
         if not self.writer:
@@ -154,7 +158,23 @@ class KnowledgeBase:
             except Exception:
                 log.exception("could not mark the index closed")
         self.manifest.close()
+        self._close_client()
         self._release_lock()
+
+    def _close_client(self) -> None:
+        # An embedded Chroma keeps one state per folder and process while any
+        # client of it is open. Closing the last one drops it, so the next
+        # knowledge base of this process loads the index as it is on disk now —
+        # with what another process wrote meanwhile, which Chroma would
+        # otherwise neither see nor keep when writing. (A Chroma server keeps
+        # the state itself; its client's close() would leave its HTTP session
+        # open, so that one stays as it is.)
+        client, self._client = self._client, None
+        if client is not None and self.settings["knowledge.chroma_mode"] == "embedded":
+            try:
+                client.close()
+            except Exception:
+                log.exception("could not close the vector index")
 
     def __enter__(self) -> KnowledgeBase:
         return self

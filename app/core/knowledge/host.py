@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 # Progress reaches the window at most this often (the last state always does).
 PROGRESS_EVERY_S = 0.1
-# A search asked for while the index is still being opened waits this long.
-OPEN_WAIT_S = 60.0
 # How long a search may take before the question goes on without passages.
 SEARCH_TIMEOUT_S = 60.0
 # The calls the child carries out; anything else is refused.
@@ -128,6 +126,12 @@ class IndexCallError(HearthError):
         self.details = details
 
 
+class IndexProcessDied(IndexCallError):
+    """The index process ended before it answered."""
+
+    reason = "index_died"
+
+
 Emit = Callable[..., None]  # emit(kind, *args): an event for the window
 
 
@@ -148,8 +152,8 @@ class IndexHost:
         self._kb: Any = None  # KnowledgeBase: the writer, or a reader while another writes
         self._reader: Any = None  # KnowledgeBase for searches (never waits for a write)
         self._reader_lock = threading.Lock()
+        self._reader_version = -1  # the manifest's data_version when `_kb` was opened to read
         self._watcher: Any = None
-        self._opened = threading.Event()  # the first attempt to open has ended
         self.tracker = Tracker(lambda a: self.emit("activity", a), self._on_finished,
                                lambda text: self.emit("problem", text))
 
@@ -163,7 +167,6 @@ class IndexHost:
 
     def close(self) -> None:
         self.stopping = True
-        self._opened.set()
         self._stop_watcher()
         if self._kb is not None:
             self._kb.close()
@@ -177,41 +180,40 @@ class IndexHost:
         """Open the index as its writer and follow the folders; read only while
         another process writes. Cheap when no folder was ever added."""
         from app.core.knowledge.base import KnowledgeBase, _writer_pid, has_folders
-        from app.core.knowledge.store import IndexBusyError
+        from app.core.knowledge.store import IndexBusyError, knowledge_dir
 
+        if self._kb is not None and self._kb.writer:
+            return
+        if not force and not has_folders(self.paths):
+            self.emit("state", "none", "")
+            return
+        self.emit("state", "opening", "Index: opening…")
+        if self._kb is not None:
+            # The reader used while another process wrote goes first: the
+            # writer must start from the index as that process left it.
+            self._kb.close()
+            self._kb = None
         try:
-            if self._kb is not None and self._kb.writer:
-                return
-            if not force and not has_folders(self.paths):
-                self.emit("state", "none", "")
-                return
-            self.emit("state", "opening", "Index: opening…")
-            try:
-                kb = KnowledgeBase(self.paths, self.settings, writer=True)
-            except IndexBusyError:
-                if self._kb is None:
-                    self._kb = KnowledgeBase(self.paths, self.settings, writer=False)
-                pid = _writer_pid(self._kb.dir)
-                who = f" (pid {pid})" if pid else ""
-                self.emit("state", "busy", f"Index: kept up to date by another Hearth "
-                          f"process{who}")
-                self.emit("retry")
-                return
-            except Exception as exc:
-                log.exception("opening the index failed")
-                self.emit("state", "error", f"Index: could not be opened ({exc})")
-                raise
-            if self._kb is not None:
-                self._kb.close()  # the reader used while another process wrote
-            self._kb = kb
-            if self.paused:
-                self.emit("state", "paused", "Indexing paused")
-            elif kb.folders():
-                self._start_watcher()
-            else:
-                self.emit("state", "idle", "Index: no folders yet")
-        finally:
-            self._opened.set()
+            kb = KnowledgeBase(self.paths, self.settings, writer=True)
+        except IndexBusyError:
+            self._open_reader()
+            pid = _writer_pid(knowledge_dir(self.paths))
+            who = f" (pid {pid})" if pid else ""
+            self.emit("state", "busy", f"Index: kept up to date by another Hearth "
+                      f"process{who}")
+            self.emit("retry")
+            return
+        except Exception as exc:
+            log.exception("opening the index failed")
+            self.emit("state", "error", f"Index: could not be opened ({exc})")
+            raise
+        self._kb = kb
+        if self.paused:
+            self.emit("state", "paused", "Indexing paused")
+        elif kb.folders():
+            self._start_watcher()
+        else:
+            self.emit("state", "idle", "Index: no folders yet")
 
     # -- calls ----------------------------------------------------------------------
 
@@ -274,20 +276,35 @@ class IndexHost:
         else:
             self.open()
 
+    @property
+    def writing(self) -> bool:
+        return self._kb is not None and self._kb.writer
+
     def search(self, question: str, k: int, folders: Sequence[str] | None,
                path_glob: str | None, mmr: bool) -> list[Result]:
-        from app.core.knowledge.base import KnowledgeBase, has_folders
+        """On the search thread while this process writes (a reader of its
+        own: Chroma in this process sees every write at once, and the search
+        never waits for a batch); otherwise on the calls thread, with the
+        reader that is reopened whenever another process has written."""
+        from app.core.knowledge.base import KnowledgeBase
 
-        self._opened.wait(OPEN_WAIT_S)
+        if not self.writing:
+            if self._kb is None:
+                self.open()
+            if not self.writing:
+                if self._kb is None:
+                    return []
+                if self._kb.manifest.data_version() != self._reader_version:
+                    self._open_reader()
+                return list(self._kb.search(question, k, folders=folders,
+                                            path_glob=path_glob, mmr=mmr))
         with self._reader_lock:
-            if self.stopping or not has_folders(self.paths):
+            if self.stopping:
                 return []
             if self._reader is None:
-                # In this process Chroma sees every write at once, so a
-                # reader of its own is always current and never waits for a batch.
                 self._reader = KnowledgeBase(self.paths, self.settings, writer=False)
-            return self._reader.search(question, k, folders=folders, path_glob=path_glob,
-                                       mmr=mmr)
+            return list(self._reader.search(question, k, folders=folders,
+                                            path_glob=path_glob, mmr=mmr))
 
     # -- inside ---------------------------------------------------------------------
 
@@ -302,6 +319,17 @@ class IndexHost:
             return
         if status is not None:
             self.emit("folders", status)
+
+    def _open_reader(self) -> None:
+        """(Re)open the knowledge base for reading while another process
+        writes: a fresh one loads what that process has written so far."""
+        from app.core.knowledge.base import KnowledgeBase
+
+        if self._kb is not None:
+            self._kb.close()
+            self._kb = None
+        self._kb = KnowledgeBase(self.paths, self.settings, writer=False)
+        self._reader_version = self._kb.manifest.data_version()
 
     def _need_kb(self, writer: bool = False) -> Any:
         if self._kb is None:
@@ -390,7 +418,10 @@ def serve(conn: Any, paths: Paths, values: dict[str, Value], paused: bool) -> No
                 continue
             if name == "set_paused" and args[0]:
                 host.interrupt()  # at once, not after the scan it is meant to stop
-            (searches if name == "search" else calls).submit(run, call_id, name, args)
+            # Searches go beside the calls only while this process writes
+            # (see IndexHost.search).
+            pool = searches if name == "search" and host.writing else calls
+            pool.submit(run, call_id, name, args)
     finally:
         host.stopping = True
         host.interrupt()  # a batch in progress ends first, then the index closes
@@ -477,7 +508,7 @@ class IndexProcess:
             self._pending[call_id] = future
             if not _send(self._conn, ("call", call_id, name, args)):
                 self._pending.pop(call_id, None)
-                future.set_exception(IndexCallError(f"{CRASHED}; try again."))
+                future.set_exception(IndexProcessDied(f"{CRASHED}; try again."))
         return future
 
     def search(self, question: str, k: int | None = None, *,
@@ -581,8 +612,8 @@ class IndexProcess:
                 self._process = self._conn = None
                 self._reader = None
         for future in pending:
-            future.set_exception(IndexCallError(
-                "Hearth is shutting down." if stopping else sentence, details))
+            future.set_exception(IndexCallError("Hearth is shutting down.") if stopping
+                                 else IndexProcessDied(sentence, details))
         if not stopping:
             log.error("the index process ended unexpectedly: %s", details or sentence)
             self.on_event("exited", (sentence, details or sentence))

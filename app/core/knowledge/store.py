@@ -185,6 +185,10 @@ class Manifest(SQLiteFile):
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
+    def data_version(self) -> int:
+        """Changes whenever another connection (another process) has written."""
+        return int(self.query("PRAGMA data_version")[0][0])
+
     def _migrate(self) -> None:
         with self.tx() as db:
             db.execute(

@@ -37,5 +37,19 @@ def consistent(kb: KnowledgeBase) -> bool:
             and counts[0][0] == 0)
 
 
+def check_stopped_cleanly(kb: KnowledgeBase, folder: Path, files: int) -> None:
+    """A writer stopped mid-scan closed the index cleanly: no repair needed, no
+    file left half-indexed, the manifest and Chroma agree, and a reconcile
+    reads what was not read yet."""
+    assert not kb.needs_repair
+    assert kb.vectors is not None
+    assert kb.manifest.query("SELECT COUNT(*) FROM files WHERE status = 'indexing'")[0][0] == 0
+    assert kb.manifest.all_chunk_ids() == kb.vectors.all_ids()
+    assert kb.status()["folders"][0]["path"] == str(folder)
+    kb.reconcile()
+    assert kb.status()["folders"][0]["indexed"] == files
+    assert consistent(kb)
+
+
 def paths_found(kb: KnowledgeBase, query: str, k: int = 5) -> list[str]:
     return [r.path for r in kb.search(query, k)]

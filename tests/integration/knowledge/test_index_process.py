@@ -24,7 +24,7 @@ from app.core.knowledge.host import IndexProcess
 from app.paths import Paths
 from app.settings import Settings
 from tests.helpers import REPO
-from tests.integration.knowledge.conftest import consistent
+from tests.integration.knowledge.conftest import check_stopped_cleanly, consistent
 from tests.kb_helpers import wait_for
 
 pytestmark = pytest.mark.slow
@@ -142,6 +142,44 @@ def test_bad_calls_get_one_sentence_and_the_process_carries_on(
     assert proc.pid == pid
 
 
+def test_it_reads_what_another_writer_wrote_and_takes_over_without_losing_it(
+        proc: IndexProcess, events: Events, paths: Paths, settings: Settings,
+        tmp_path: Path) -> None:
+    """Chroma keeps what it loaded per process; a process that read while
+    another wrote must see that process's vectors, and keep them once it
+    writes itself (Chroma would otherwise save its outdated copy over them)."""
+    docs = notes(tmp_path / "docs", 5)
+    other = KnowledgeBase(paths, settings, writer=True)  # e.g. `hearth index watch`
+    try:
+        other.add_folder(docs)
+        other.reconcile()
+        proc.call("open").result(SCAN_S)
+        assert events.next("state")[0] == "opening"
+        assert events.next("state")[0] == "busy"
+        assert proc.search("lamp budget meeting", 3)  # the reader has loaded the index
+
+        (docs / "zebra.md").write_text("# Zebra\n\nThe zebra crossing was painted yellow.\n")
+        other.reconcile()
+        hit = proc.search("zebra crossing painted yellow", 1)[0]
+        assert hit.path == str(docs / "zebra.md") and hit.vector_score is not None
+    finally:
+        other.close()
+
+    proc.call("open").result(SCAN_S)  # the other process has gone: this one writes
+    assert proc.call("refresh").result(SCAN_S) is None
+    (docs / "owl.md").write_text("# Owl\n\nAn owl nests in the old church tower.\n")
+    wait_for(lambda: any(h.path.endswith("owl.md")
+                         for h in proc.search("owl nests church tower", 1)), timeout=SCAN_S)
+    zebra = proc.search("zebra crossing painted yellow", 1)[0]
+    assert zebra.path == str(docs / "zebra.md") and zebra.vector_score is not None
+    proc.stop()
+    with KnowledgeBase(paths, settings, writer=True) as kb:
+        assert consistent(kb)
+        assert kb.vectors is not None and kb.vectors.count() == 7
+        by_vector = kb.search("zebra crossing painted yellow", 1)[0]
+        assert by_vector.path == str(docs / "zebra.md") and by_vector.vector_score is not None
+
+
 def test_a_dead_index_process_fails_its_calls_and_the_next_call_starts_another(
         proc: IndexProcess, events: Events, paths: Paths, settings: Settings,
         tmp_path: Path) -> None:
@@ -216,14 +254,6 @@ def test_the_index_process_closes_the_index_when_the_window_is_killed(
             return True
 
     wait_for(gone, timeout=SCAN_S)
-    # It finished its batch and closed the index: no repair is needed, and the
-    # next writer carries on where it stopped.
+    # It finished its batch and closed the index; the next writer carries on.
     with KnowledgeBase(paths, settings, writer=True) as kb:
-        assert not kb.needs_repair
-        assert kb.vectors is not None
-        assert kb.manifest.all_chunk_ids() == kb.vectors.all_ids()
-        assert kb.manifest.query("SELECT COUNT(*) FROM files WHERE status = 'indexing'")[0][0] \
-            == 0
-        kb.reconcile()
-        assert kb.status()["folders"][0]["indexed"] == 40
-        assert consistent(kb)
+        check_stopped_cleanly(kb, docs, 40)
