@@ -90,7 +90,7 @@ class IndexService(QObject):
     def start(self) -> None:
         """Open the index and follow the folders, in the index process. Cheap
         when no folder was ever added: no process is started until one is."""
-        from app.core.knowledge.base import has_folders
+        from app.core.knowledge.location import has_folders
 
         if self._stopped:
             return

@@ -232,14 +232,20 @@ def test_another_process_writing_leaves_this_one_reading(
     qtbot.waitUntil(lambda: hearth.index.state in ("idle", "indexing"), timeout=SCAN_MS)
 
 
-def test_quitting_mid_scan_stops_cleanly_and_loses_nothing(
-        qtbot: QtBot, hearth: Any, tmp_path: Path, paths: Paths, settings: Settings) -> None:
-    docs = notes(tmp_path / "docs", 400)
+def start_indexing(qtbot: QtBot, hearth: Any, docs: Path) -> Any:
+    """Add `docs` in the Folders dialog and wait until its scan is under way."""
     hearth.start()
     dialog = hearth.open_folders()
     dialog.add_folder(str(docs))
     qtbot.waitUntil(lambda: hearth.window.index_status.text().startswith("Indexing "),
                     timeout=SCAN_MS)
+    return dialog
+
+
+def test_quitting_mid_scan_stops_cleanly_and_loses_nothing(
+        qtbot: QtBot, hearth: Any, tmp_path: Path, paths: Paths, settings: Settings) -> None:
+    docs = notes(tmp_path / "docs", 400)
+    start_indexing(qtbot, hearth, docs)
     hearth.quit()
     # The writer lock is free and the index was closed cleanly.
     with KnowledgeBase(paths, settings, writer=True) as kb:
@@ -249,12 +255,8 @@ def test_quitting_mid_scan_stops_cleanly_and_loses_nothing(
 def test_the_indexer_dying_is_said_and_a_new_one_finishes_the_work(
         qtbot: QtBot, hearth: Any, tmp_path: Path, paths: Paths, settings: Settings) -> None:
     docs = notes(tmp_path / "docs", 300)
-    hearth.start()
-    dialog = hearth.open_folders()
-    dialog.add_folder(str(docs))
+    dialog = start_indexing(qtbot, hearth, docs)
     window = hearth.window
-    qtbot.waitUntil(lambda: window.index_status.text().startswith("Indexing "),
-                    timeout=SCAN_MS)
     pid = hearth.index.process.pid
     with qtbot.waitSignal(hearth.index.problem, timeout=10_000) as problem:
         os.kill(pid, signal.SIGKILL)  # a crash in Chroma or ONNX would look the same

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from app.core.knowledge import progress as ev
 from app.core.knowledge.embedder import MiniLMEmbedder
 from app.core.knowledge.indexer import Indexer
+from app.core.knowledge.location import has_folders as has_folders
 from app.core.knowledge.retriever import Result, Retriever
 from app.core.knowledge.scan import normalise_folder
 from app.core.knowledge.store import (
@@ -44,18 +45,6 @@ def shared_embedder(threads: int = 0) -> MiniLMEmbedder:
         if e is None:
             e = _embedders[threads] = MiniLMEmbedder(threads=threads)
         return e
-
-
-def has_folders(paths: Paths) -> bool:
-    """Cheap check (no Chroma, no model) whether any folder was ever added."""
-    db = knowledge_dir(paths) / "manifest.sqlite3"
-    if not db.exists():
-        return False
-    m = Manifest(db)
-    try:
-        return bool(m.folders())
-    finally:
-        m.close()
 
 
 class Searcher(Protocol):

@@ -22,7 +22,7 @@ import logging.handlers
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -179,8 +179,9 @@ class IndexHost:
     def open(self, force: bool = False) -> None:
         """Open the index as its writer and follow the folders; read only while
         another process writes. Cheap when no folder was ever added."""
-        from app.core.knowledge.base import KnowledgeBase, _writer_pid, has_folders
-        from app.core.knowledge.store import IndexBusyError, knowledge_dir
+        from app.core.knowledge.base import KnowledgeBase, _writer_pid
+        from app.core.knowledge.location import has_folders, knowledge_dir
+        from app.core.knowledge.store import IndexBusyError
 
         if self._kb is not None and self._kb.writer:
             return
@@ -405,11 +406,7 @@ def serve(conn: Any, paths: Paths, values: dict[str, Value], paused: bool) -> No
                 host.emit_folders()
 
     try:
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                break
+        for message in _received(conn):
             if message[0] == "stop":
                 break
             _, call_id, name, args = message
@@ -429,6 +426,15 @@ def serve(conn: Any, paths: Paths, values: dict[str, Value], paused: bool) -> No
         calls.shutdown(wait=True)
         searches.shutdown(wait=True)
         conn.close()
+
+
+def _received(conn: Any) -> Iterator[tuple[Any, ...]]:
+    """Messages from a pipe until the other end has gone."""
+    while True:
+        try:
+            yield conn.recv()
+        except (EOFError, OSError):
+            return
 
 
 def _send(conn: Any, message: tuple[Any, ...]) -> bool:
@@ -516,7 +522,7 @@ class IndexProcess:
                mmr: bool | None = None) -> list[Result]:
         """The knowledge base's search, answered by the index process (the
         assistant calls this on its worker thread)."""
-        from app.core.knowledge.base import has_folders
+        from app.core.knowledge.location import has_folders
 
         if not has_folders(self.paths):
             return []
@@ -575,11 +581,7 @@ class IndexProcess:
             self._ended(process, conn, f"The indexer could not be started: {exc}.")
             return
         child_end.close()  # so that recv() sees the end when the child exits
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                break
+        for message in _received(conn):
             if message[0] == "reply":
                 _, call_id, ok, payload = message
                 with self._lock:

@@ -20,6 +20,7 @@ import numpy as np
 
 from app.core.db import SQLiteFile
 from app.core.errors import HearthError
+from app.core.knowledge.location import knowledge_dir as knowledge_dir
 from app.paths import Paths
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -99,10 +100,6 @@ class IndexError_(HearthError):
 
 class IndexBusyError(IndexError_):
     reason = "index_busy"
-
-
-def knowledge_dir(paths: Paths) -> Path:
-    return paths.data_dir / "knowledge"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 # Connecting should be quick; a slow first byte is the router's business.
 CONNECT_TIMEOUT_S = 5.0
+# The router ends a silent stream at the provider's timeout_s and says why
+# ("stalled for 30 s mid-answer"); the HTTP read timeout is only a backstop,
+# a little later, so that the two never race for the reason.
+READ_BACKSTOP_S = 2.0
 
 
 class RemoteProviderBase:
@@ -55,7 +59,8 @@ class RemoteProviderBase:
                     api_key=self._key or "no-key",
                     base_url=self.config.base_url,
                     max_retries=0,
-                    timeout=httpx2.Timeout(self.config.timeout_s, connect=CONNECT_TIMEOUT_S),
+                    timeout=httpx2.Timeout(self.config.timeout_s + READ_BACKSTOP_S,
+                                           connect=CONNECT_TIMEOUT_S),
                     default_headers=self.config.headers or None,
                 )
             return self._client
