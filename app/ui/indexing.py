@@ -80,10 +80,6 @@ class IndexService(QObject):
         self._restart.setInterval(RESTART_MS)
         self._restart.timeout.connect(self.start)
         self.activity.connect(self._on_activity)
-        self._settle = QTimer(self)  # back to "idle" once live changes stop coming
-        self._settle.setSingleShot(True)
-        self._settle.setInterval(1500)
-        self._settle.timeout.connect(self._back_to_idle)
 
     # -- life -----------------------------------------------------------------------
 
@@ -106,7 +102,6 @@ class IndexService(QObject):
         self._stopped = True
         self._retry.stop()
         self._restart.stop()
-        self._settle.stop()
         self.process.stop(timeout_s)
 
     def search(self, question: str, k: int | None = None, *,
@@ -208,7 +203,6 @@ class IndexService(QObject):
             return
         now = time.monotonic()
         self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]
-        self._settle.stop()
         if len(self._deaths) > RESTART_LIMIT:
             self._apply_state("error", "Index: the indexer keeps stopping; see the log")
             self.failed.emit("The indexer keeps stopping unexpectedly, so Hearth no longer "
@@ -229,7 +223,6 @@ class IndexService(QObject):
             else:
                 text = f"Index: checking {Path(activity.scanning).name or activity.scanning}…"
             self._set_state("indexing", text)
-            self._settle.start()
         else:
             self._back_to_idle()
 

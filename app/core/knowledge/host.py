@@ -104,7 +104,9 @@ class Tracker:
             if isinstance(event, ev.Finished):
                 self._done = self._total = self._failed = 0
             now = time.monotonic()
-            send = force or now - self._last >= PROGRESS_EVERY_S
+            # The end of the work always goes out: the window shows "up to
+            # date" on it, and a dropped one would leave "Indexing…" standing.
+            send = force or not snapshot.busy or now - self._last >= PROGRESS_EVERY_S
             if send:
                 self._last = now
         if send:
