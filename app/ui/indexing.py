@@ -208,8 +208,9 @@ class IndexService(QObject):
             self.failed.emit("The indexer keeps stopping unexpectedly, so Hearth no longer "
                              "restarts it; restart Hearth to try again.", details)
             return
+        # The status bar says so; it mends itself, so no message box or
+        # notification unless it keeps happening.
         self._apply_state("error", "Index: the indexer stopped unexpectedly; restarting it…")
-        self.problem.emit("The indexer stopped unexpectedly; Hearth is restarting it.")
         self._restart.start()
 
     def _on_activity(self, activity: Activity) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 from pytestqt.qtbot import QtBot
@@ -117,6 +118,10 @@ def test_event_loop_lateness_while_streaming_and_indexing(
             pass
         timer.stop()
         total_s = clock.elapsed() / 1000
+        pid = hearth.index.process.pid
+        assert pid is not None and pid != os.getpid()
+        window_mb = psutil.Process().memory_info().rss / 2**20
+        index_mb = psutil.Process(pid).memory_info().rss / 2**20
     finally:
         hearth.quit()
         window.close()
@@ -130,7 +135,8 @@ def test_event_loop_lateness_while_streaming_and_indexing(
           f"{max(overlap):.0f} ms while both ran, {ordered[-1]:.0f} ms over the whole scan; "
           f"p99 {p99:.0f} ms, median {statistics.median(ordered):.0f} ms "
           f"(target max <= {LATENESS_TARGET_MS} ms; indexing still running when the answer "
-          f"ended: {still_indexing})")
+          f"ended: {still_indexing}); memory: window process {window_mb:.0f} MB (model "
+          f"loaded), index process {index_mb:.0f} MB")
     assert finished.usage.completion_tokens > 50
     assert max(overlap) <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
     assert ordered[-1] <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
