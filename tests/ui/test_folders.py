@@ -182,12 +182,23 @@ def test_bad_folders_get_one_sentence_and_nothing_is_lost(
     qtbot.waitUntil(lambda: indexed(dialog, docs, 2), timeout=SCAN_MS)
 
 
-def test_pause_indexing_from_the_tray(qtbot: QtBot, hearth: Any, tmp_path: Path) -> None:
-    docs = notes(tmp_path / "docs", 2)
+def start_indexing(qtbot: QtBot, hearth: Any, docs: Path, files: int | None = None) -> Any:
+    """Start the app, add `docs` in the Folders dialog and wait until its scan
+    is under way or, given `files`, until that many are indexed."""
     hearth.start()
     dialog = hearth.open_folders()
     dialog.add_folder(str(docs))
-    qtbot.waitUntil(lambda: indexed(dialog, docs, 2), timeout=SCAN_MS)
+    if files is None:
+        qtbot.waitUntil(lambda: hearth.window.index_status.text().startswith("Indexing "),
+                        timeout=SCAN_MS)
+    else:
+        qtbot.waitUntil(lambda: indexed(dialog, docs, files), timeout=SCAN_MS)
+    return dialog
+
+
+def test_pause_indexing_from_the_tray(qtbot: QtBot, hearth: Any, tmp_path: Path) -> None:
+    docs = notes(tmp_path / "docs", 2)
+    dialog = start_indexing(qtbot, hearth, docs, files=2)
 
     with qtbot.waitSignal(hearth.index.state_changed, timeout=10_000,
                           check_params_cb=lambda state, _t: state == "paused"):
@@ -232,14 +243,6 @@ def test_another_process_writing_leaves_this_one_reading(
     qtbot.waitUntil(lambda: hearth.index.state in ("idle", "indexing"), timeout=SCAN_MS)
 
 
-def start_indexing(qtbot: QtBot, hearth: Any, docs: Path) -> Any:
-    """Add `docs` in the Folders dialog and wait until its scan is under way."""
-    hearth.start()
-    dialog = hearth.open_folders()
-    dialog.add_folder(str(docs))
-    qtbot.waitUntil(lambda: hearth.window.index_status.text().startswith("Indexing "),
-                    timeout=SCAN_MS)
-    return dialog
 
 
 def test_quitting_mid_scan_stops_cleanly_and_loses_nothing(
@@ -280,10 +283,7 @@ def test_an_indexer_that_keeps_dying_is_given_up_on_with_one_sentence(
 
     monkeypatch.setattr(indexing, "RESTART_LIMIT", 1)  # give up at the second death
     docs = notes(tmp_path / "docs", 2)
-    hearth.start()
-    dialog = hearth.open_folders()
-    dialog.add_folder(str(docs))
-    qtbot.waitUntil(lambda: indexed(dialog, docs, 2), timeout=SCAN_MS)
+    dialog = start_indexing(qtbot, hearth, docs, files=2)
     with qtbot.waitSignal(hearth.index.state_changed, timeout=10_000,
                           check_params_cb=lambda state, _t: state == "error"):
         os.kill(hearth.index.process.pid, signal.SIGKILL)
