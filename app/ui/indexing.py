@@ -36,8 +36,6 @@ RESTART_MS = 2_000
 RESTART_LIMIT = 3
 RESTART_WINDOW_S = 600.0
 
-__all__ = ["Activity", "IndexService"]
-
 
 class IndexService(QObject):
     """Starts with `start()`, ends with `stop()` (waits for the work to stop).
@@ -137,9 +135,11 @@ class IndexService(QObject):
         """Pause or resume all indexing (the folders stay in the index)."""
         if paused == self.paused:
             return
-        self.paused = self.process.paused = paused
-        if paused or self.process.running:
+        self.paused = self.process.paused = paused  # a new process starts paused
+        if self.process.running:
             self._call("set_paused", paused, report=False)
+        elif paused:
+            self._set_state("paused", "Indexing paused")
         else:
             self.start()
 

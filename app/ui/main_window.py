@@ -36,13 +36,13 @@ from app.core.events import (
     Sources,
     Started,
 )
+from app.core.knowledge.host import Activity
 from app.core.llm.registry import load_providers
 from app.ui.answer_info import AnswerInfo, fallback_note
 from app.ui.chat_view import ChatView, MessageWidget
 from app.ui.conversation_list import ConversationList
 from app.ui.details_dialog import AnswerDetailsDialog
 from app.ui.errors import show_error
-from app.ui.indexing import Activity
 from app.ui.sources_panel import SourcesPanel
 from app.ui.theme import app_icon
 from app.ui.workers import GeneratorWorker, WorkerSet, call_in_background

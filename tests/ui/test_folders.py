@@ -340,3 +340,17 @@ def test_the_window_process_never_runs_chroma(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"indexed": 3, "sources": 3, "modules": []}
+
+
+def test_without_folders_no_index_process_runs_not_even_to_pause(
+        qtbot: QtBot, hearth: Any) -> None:
+    hearth.start()
+    assert hearth.index.state == "none"
+    with qtbot.waitSignal(hearth.index.state_changed, timeout=5_000,
+                          check_params_cb=lambda state, _t: state == "paused"):
+        hearth.tray.pause_action.trigger()
+    assert hearth.window.index_status.text() == "Indexing paused"
+    with qtbot.waitSignal(hearth.index.state_changed, timeout=5_000,
+                          check_params_cb=lambda state, _t: state == "none"):
+        hearth.tray.pause_action.trigger()
+    assert not hearth.index.process.running
