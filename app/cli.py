@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import logging.handlers
 import os
 import signal
 import sys
@@ -83,22 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging() -> None:
     """Log to a file in the log folder; never to the terminal."""
+    from app.logs import log_to_file
     from app.paths import get_paths
 
-    root = logging.getLogger()
-    root.setLevel(os.environ.get("HEARTH_LOG_LEVEL", "INFO").upper())
-    paths = get_paths()
-    try:
-        paths.log_dir.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            paths.log_dir / "hearth.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-        )
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
-        )
-    except OSError:
-        handler = logging.NullHandler()
-    root.addHandler(handler)
+    log_to_file(get_paths(), "hearth.log")
 
 
 def fail(message: str, code: int = EXIT_FAIL) -> int:

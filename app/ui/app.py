@@ -46,7 +46,7 @@ class HearthApp(QObject):
         # The index process writes the index and answers the assistant's
         # searches, so this process never runs Chroma.
         self.index = IndexService(settings, paths, self)
-        self.assistant = Assistant(settings, paths, knowledge=self.index)
+        self.assistant = Assistant(settings, paths, knowledge=self.index.process)
         self.window = MainWindow(self.assistant)
         self.tray = Tray(app_icon(), bool(settings["network.offline"]), self)
         self.quick = QuickAsk(self.assistant)

@@ -22,7 +22,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.core.knowledge.host import Activity, IndexCallError, IndexProcess, IndexProcessDied
+from app.core.knowledge.host import SHUTTING_DOWN, Activity, IndexProcess, IndexProcessDied
 from app.paths import Paths
 from app.settings import Settings
 
@@ -43,8 +43,8 @@ class IndexService(QObject):
     States: "none" (no folders yet), "opening", "idle", "indexing", "paused"
     (indexing paused by the user), "busy" (another process writes), "error".
 
-    `search()` is the knowledge base's search, for the window's assistant: it
-    runs in the index process, where the vectors are always current."""
+    `process.search()` is the knowledge base's search, for the window's
+    assistant: it runs in the index process, where the vectors are current."""
 
     state_changed = Signal(str, str)  # state, a sentence for the status bar
     activity = Signal(object)  # Activity
@@ -102,12 +102,6 @@ class IndexService(QObject):
         self._restart.stop()
         self.process.stop(timeout_s)
 
-    def search(self, question: str, k: int | None = None, *,
-               folders: Sequence[str] | None = None, path_glob: str | None = None,
-               mmr: bool | None = None) -> list[Any]:
-        """Off the GUI thread only: waits for the index process's answer."""
-        return self.process.search(question, k, folders=folders, path_glob=path_glob, mmr=mmr)
-
     # -- what the window asks for ---------------------------------------------------------
 
     def add_folder(self, path: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
@@ -146,17 +140,13 @@ class IndexService(QObject):
     # -- calls and events ---------------------------------------------------------------
 
     def _call(self, name: str, *args: Any, report: bool = True) -> Future[Any]:
-        if self._stopped:
-            future: Future[Any] = Future()
-            future.set_exception(IndexCallError("Hearth is shutting down."))
-            return future
-        future = self.process.call(name, *args)
+        future = self.process.call(name, *args)  # after stop(): fails, shutting down
 
         def reached(f: Future[Any]) -> None:
             # On the reader thread (or here, if it failed before it was sent).
             exc = f.exception()
             if exc is not None:
-                if self._stopped and str(exc) == "Hearth is shutting down.":
+                if self._stopped and str(exc) == SHUTTING_DOWN:
                     return
                 if isinstance(exc, IndexProcessDied) and not report:
                     return  # nothing the user asked for; the death itself is reported

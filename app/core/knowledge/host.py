@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import logging.handlers
 import threading
 import time
 import traceback
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.core.errors import HearthError
 from app.core.knowledge import progress as ev
+from app.logs import log_to_file
 from app.paths import Paths
 from app.settings import Settings, Value
 
@@ -45,6 +45,7 @@ SEARCH_TIMEOUT_S = 60.0
 OPS = frozenset({"open", "add_folder", "update_folder", "remove_folder", "set_folder_paused",
                  "reindex", "set_paused", "refresh", "search"})
 CRASHED = "The indexer stopped unexpectedly"
+SHUTTING_DOWN = "Hearth is shutting down."
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,10 @@ class IndexHost:
 
     # -- life -----------------------------------------------------------------------
 
+    @property
+    def writing(self) -> bool:
+        return self._kb is not None and self._kb.writer
+
     def interrupt(self) -> None:
         """From any thread: stop a long scan at its next file."""
         kb = self._kb
@@ -185,7 +190,7 @@ class IndexHost:
         from app.core.knowledge.location import has_folders, knowledge_dir
         from app.core.knowledge.store import IndexBusyError
 
-        if self._kb is not None and self._kb.writer:
+        if self.writing:
             return
         if not force and not has_folders(self.paths):
             self.emit("state", "none", "")
@@ -273,15 +278,11 @@ class IndexHost:
         if paused:
             self._stop_watcher()
             self.emit("state", "paused", "Indexing paused")
-        elif self._kb is not None and self._kb.writer:
+        elif self.writing:
             if self._watcher is None:
                 self._start_watcher()
         else:
             self.open()
-
-    @property
-    def writing(self) -> bool:
-        return self._kb is not None and self._kb.writer
 
     def search(self, question: str, k: int, folders: Sequence[str] | None,
                path_glob: str | None, mmr: bool) -> list[Result]:
@@ -291,16 +292,15 @@ class IndexHost:
         reader that is reopened whenever another process has written."""
         from app.core.knowledge.base import KnowledgeBase
 
+        if self._kb is None:
+            self.open()  # on the calls thread: nothing is open, so this process does not write
         if not self.writing:
             if self._kb is None:
-                self.open()
-            if not self.writing:
-                if self._kb is None:
-                    return []
-                if self._kb.manifest.data_version() != self._reader_version:
-                    self._open_reader()
-                return list(self._kb.search(question, k, folders=folders,
-                                            path_glob=path_glob, mmr=mmr))
+                return []
+            if self._kb.manifest.data_version() != self._reader_version:
+                self._open_reader()
+            return list(self._kb.search(question, k, folders=folders, path_glob=path_glob,
+                                        mmr=mmr))
         with self._reader_lock:
             if self.stopping:
                 return []
@@ -377,7 +377,7 @@ def serve(conn: Any, paths: Paths, values: dict[str, Value], paused: bool) -> No
     # Ctrl+C in a terminal reaches the whole process group; the window decides
     # when the index stops, and tells this process so.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _log_to_file(paths)
+    log_to_file(paths, "index.log")
     settings = Settings(paths.settings_file, values, [])
     send_lock = threading.Lock()
 
@@ -391,7 +391,7 @@ def serve(conn: Any, paths: Paths, values: dict[str, Value], paused: bool) -> No
 
     def run(call_id: int, name: str, args: tuple[Any, ...]) -> None:
         if host.stopping:
-            send(("reply", call_id, False, ("Hearth is shutting down.", "")))
+            send(("reply", call_id, False, (SHUTTING_DOWN, "")))
             return
         try:
             value = getattr(host, name)(*args)
@@ -448,20 +448,6 @@ def _send(conn: Any, message: tuple[Any, ...]) -> bool:
     return True
 
 
-def _log_to_file(paths: Paths) -> None:
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    try:
-        paths.log_dir.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            paths.log_dir / "index.log", maxBytes=2_000_000, backupCount=2, encoding="utf-8")
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
-    except OSError:
-        handler = logging.NullHandler()
-    root.addHandler(handler)
-
-
 # -- the window's side --------------------------------------------------------------------
 
 
@@ -504,7 +490,7 @@ class IndexProcess:
         future: Future[Any] = Future()
         with self._lock:
             if self._stopping:
-                future.set_exception(HearthError("Hearth is shutting down."))
+                future.set_exception(IndexCallError(SHUTTING_DOWN))
                 return future
             try:
                 self._start()
@@ -616,7 +602,7 @@ class IndexProcess:
                 self._process = self._conn = None
                 self._reader = None
         for future in pending:
-            future.set_exception(IndexCallError("Hearth is shutting down.") if stopping
+            future.set_exception(IndexCallError(SHUTTING_DOWN) if stopping
                                  else IndexProcessDied(sentence, details))
         if not stopping:
             log.error("the index process ended unexpectedly: %s", details or sentence)
