@@ -125,3 +125,14 @@ class ModelServer:
         step = 1024 * 1024
         for i in range(0, len(body), step):
             h.wfile.write(body[i:i + step])
+
+
+if __name__ == "__main__":  # a server in its own process (benchmarks): prints its URL
+    import sys
+
+    srv = ModelServer(Path(sys.argv[1]), mode=sys.argv[2] if len(sys.argv) > 2 else "range")
+    print(srv.url, flush=True)
+    try:
+        sys.stdin.read()  # until the parent closes our stdin
+    finally:
+        srv.close()
