@@ -315,13 +315,14 @@ class LocalProvider:
         elif cfg.gpu_layers >= 0:
             gpu_layers = cfg.gpu_layers
             where = f"GPU: {min(gpu_layers, n_layers)} of {n_layers} layers (model.gpu_layers)"
+        elif not gpus:
+            gpu_layers, where = 0, "CPU only: llama.cpp found no GPU"
         else:
             # -1: as many layers as fit in free VRAM now, never "all, then crash".
             fit = estimate(shape, n_ctx, n_batch=cfg.batch_size, gpus=gpus)
             gpu_layers = fit.gpu_layers
-            free = f"{(fit.vram_free or 0) / 1024**3:.1f} GB" if gpus else "no"
-            where = (f"GPU: {gpu_layers} of {n_layers} layers (as many as fit in {free} of "
-                     "free VRAM)")
+            where = (f"GPU: {gpu_layers} of {n_layers} layers (as many as fit in "
+                     f"{(fit.vram_free or 0) / 1024**3:.1f} GB of free VRAM)")
         fit = estimate(shape, n_ctx, n_batch=cfg.batch_size, gpus=gpus, gpu_layers=gpu_layers)
         if cfg.check_memory:
             self._check_fit(fit)
