@@ -73,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--json", action="store_true")
     conv.add_argument("--search", metavar="TEXT", help="only those whose title or text matches")
     cli_providers.add_parsers(sub)
-    from app import cli_knowledge
+    from app import cli_knowledge, cli_models
 
     cli_knowledge.add_parsers(sub)
+    cli_models.add_parsers(sub)
     return p
 
 
@@ -102,11 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return launch({"action": "quick-ask" if args.quick_ask else "show"})
         if args.quick_ask:
             return fail("--quick-ask is used on its own: hearth --quick-ask", EXIT_USAGE)
-        from app import cli_knowledge
+        from app import cli_knowledge, cli_models
 
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
                    "conversations": cmd_conversations, "index": cli_knowledge.cmd_index,
-                   "search": cli_knowledge.cmd_search, **cli_providers.HANDLERS}[args.command]
+                   "search": cli_knowledge.cmd_search, **cli_providers.HANDLERS,
+                   **cli_models.HANDLERS}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -285,6 +287,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                      if model.get("loads") else "")
             lines.append(f"              {model['name']} ({model['architecture']}), "
                          f"{size:.0f} MB{extra}")
+            if model.get("offload"):
+                lines.append(f"Offload       {model['offload']}")
+            if model.get("fit"):
+                lines.append(f"Memory        {model['fit']}")
         else:
             lines.append(f"              PROBLEM: {model['error']}")
         for name in ("config_dir", "data_dir", "cache_dir", "log_dir"):

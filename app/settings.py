@@ -109,10 +109,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model.threads", int, 0,
             "CPU threads for generation (0 = one per physical core).", 0, 512),
     Setting("model.gpu_layers", int, -1,
-            "Layers offloaded to the GPU (-1 = all when the build supports it, else 0).",
-            -1, 10000),
+            "Layers offloaded to the GPU (-1 = as many as fit in free VRAM when the build "
+            "supports offload, else 0).", -1, 10000),
     Setting("model.batch_size", int, 512,
             "Tokens evaluated per batch while reading the prompt.", 1, 8192),
+    Setting("model.ignore_fit", bool, False,
+            "Load the model even when Hearth estimates that it will not fit in free memory."),
+    Setting("models.keep_downloading_in_tray", bool, False,
+            "Model downloads go on while the window is closed to the tray; otherwise they "
+            "pause and resume at the next start."),
     Setting("generation.max_tokens", int, 512,
             "Most tokens in one answer.", 1, 65536),
     Setting("generation.temperature", float, 0.7,

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 from app.core import offline, secrets
@@ -31,7 +31,7 @@ from app.core.events import (
     Timings,
     Usage,
 )
-from app.core.llm.local import LocalModelConfig, LocalProvider
+from app.core.llm.local import LoadedModel, LocalModelConfig, LocalProvider
 from app.core.llm.provider import CancelToken, ChatMessage, TextDelta
 from app.core.llm.registry import capabilities_for, load_prices, load_providers
 from app.core.llm.router import (
@@ -45,6 +45,7 @@ from app.core.llm.router import (
     Switched,
 )
 from app.core.models.files import resolve_model_path
+from app.core.models.fit import FITS, Shape, estimate
 from app.core.prompting import ContextChunk, PromptPlan
 from app.paths import Paths
 from app.settings import Settings
@@ -114,6 +115,7 @@ class Assistant:
             threads=s["model.threads"],
             gpu_layers=s["model.gpu_layers"],
             batch_size=s["model.batch_size"],
+            check_memory=not s["model.ignore_fit"],
         )
 
     def local_provider(self, model_path: str | None = None) -> LocalProvider:
@@ -129,6 +131,38 @@ class Assistant:
                     old.close()
                 provider = self._providers[config] = LocalProvider(config)
             return provider
+
+    def switch_model(self, model_path: str, ignore_fit: bool = False) -> LoadedModel:
+        """Load another model, then make it the current one (`model.path`). If it
+        fails to load, the current model stays loaded and in use."""
+        config = replace(self.local_config(), path=resolve_model_path(model_path or None),
+                         check_memory=not ignore_fit)
+        with self._lock:
+            old = list(self._providers.items())
+        keep_old = config.check_memory and _fits_beside(config, [p for _, p in old])
+        if not keep_old:
+            with self._lock:
+                self._providers = {}
+            for _, provider in old:
+                provider.close()
+        new = LocalProvider(config)
+        try:
+            loaded = new.load()
+        except BaseException:
+            new.close()
+            if not keep_old and old:
+                # Back to the model that worked, so Hearth always has one.
+                with self._lock:
+                    self._providers = {cfg: LocalProvider(cfg) for cfg, _ in old[:1]}
+            raise
+        self.settings.set("model.path", model_path)
+        self.settings.set("model.ignore_fit", ignore_fit)
+        with self._lock:
+            stale = [p for p in self._providers.values() if p is not new]
+            self._providers = {self.local_config(): new}
+        for provider in stale:
+            provider.close()
+        return loaded
 
     def remote_providers(self) -> list[RemoteProvider]:
         """The configured remote chain, in order (clients kept warm between questions)."""
@@ -354,3 +388,16 @@ class Assistant:
         detail = repr(exc.__cause__) if exc.__cause__ else ""
         yield Error(str(exc), exc.reason, detail=detail, conversation_id=conv_id,
                     partial=partial)
+
+
+def _fits_beside(config: LocalModelConfig, loaded: list[LocalProvider]) -> bool:
+    """Whether the new model fits in what is free with the current one still
+    loaded (then the current one keeps answering until the switch is done)."""
+    if not loaded:
+        return True
+    try:
+        size = config.path.stat().st_size
+    except OSError:
+        return True
+    shape = Shape(size, None, None, None, None)
+    return estimate(shape, config.context_size or 4096, gpus=[]).verdict == FITS

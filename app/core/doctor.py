@@ -80,6 +80,7 @@ def model_check(settings: Settings, model_path: str | None, load: bool) -> dict[
                 path=path, context_size=settings["model.context_size"],
                 threads=settings["model.threads"], gpu_layers=settings["model.gpu_layers"],
                 batch_size=settings["model.batch_size"],
+                check_memory=not settings["model.ignore_fit"],
             )) as provider:
                 loaded = provider.load()
             result["loads"] = True
@@ -87,6 +88,9 @@ def model_check(settings: Settings, model_path: str | None, load: bool) -> dict[
             result["n_ctx"] = loaded.n_ctx
             result["gpu_layers"] = loaded.gpu_layers
             result["threads"] = loaded.threads
+            result["offload"] = loaded.offload
+            result["gpu_fallback"] = loaded.fallback
+            result["fit"] = loaded.fit.summary() if loaded.fit else None
         result["ok"] = True
     except HearthError as exc:
         result["ok"] = False

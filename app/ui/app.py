@@ -21,6 +21,7 @@ from app.ui.folders_dialog import FoldersDialog
 from app.ui.global_shortcut import GlobalShortcut
 from app.ui.indexing import IndexService
 from app.ui.main_window import MainWindow
+from app.ui.models_dialog import ModelsDialog, ModelService
 from app.ui.quick_ask import QuickAsk
 from app.ui.settings_dialog import SettingsDialog, default_pages
 from app.ui.single_instance import InstanceServer
@@ -53,6 +54,8 @@ class HearthApp(QObject):
         self.server = InstanceServer(server_name, self)
         self.settings_dialog: SettingsDialog | None = None
         self.folders_dialog: FoldersDialog | None = None
+        self.models = ModelService(settings, paths, self)
+        self.models_dialog: ModelsDialog | None = None
         self.shortcut = GlobalShortcut(self)
         self._quit_done = False
 
@@ -64,6 +67,10 @@ class HearthApp(QObject):
         self.window.answer_failed.connect(self._notify_hidden_error)
         self.window.folders_requested.connect(self.open_folders)
         self.window.index_pause_toggled.connect(self.pause_indexing)
+        self.window.models_requested.connect(self.open_models)
+        self.window.download_requested.connect(self.download_model)
+        self.window.model_switched.connect(lambda _loaded: self.models.refresh())
+        self.models.rows_changed.connect(self._on_model_rows)
         self.tray.pause_indexing_toggled.connect(self.pause_indexing)
         self.index.state_changed.connect(self.window.set_index_state)
         self.index.activity.connect(self.window.set_index_activity)
@@ -73,6 +80,7 @@ class HearthApp(QObject):
         self.index.failed.connect(self._on_index_failed)
         self.tray.quick_ask_requested.connect(self.quick_ask)
         self.tray.show_requested.connect(self.window.show_and_raise)
+        self.tray.show_requested.connect(self.models.resume_pending)
         self.tray.offline_toggled.connect(self.set_offline)
         self.tray.quit_requested.connect(self.quit)
         self.quick.continue_requested.connect(self.continue_in_window)
@@ -131,6 +139,38 @@ class HearthApp(QObject):
         self.folders_dialog.raise_()
         return self.folders_dialog
 
+    def open_models(self) -> ModelsDialog:
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(self.models, self.window)
+            self.models_dialog.use_requested.connect(self._use_model)
+            self.models_dialog.finished.connect(self._forget_models)
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
+
+    def download_model(self, model_id: str) -> None:
+        dialog = self.open_models()
+        self.models.download(model_id)
+        dialog.select(model_id)
+
+    def _use_model(self, model_id: str, force: bool) -> None:
+        row = self.models.row(model_id)
+        if row is not None:
+            self.window.choose_model(row, force)
+
+    def _forget_models(self) -> None:
+        if self.models_dialog is not None:
+            self.models_dialog.deleteLater()
+            self.models_dialog = None
+
+    def _on_model_rows(self, rows: list[Any]) -> None:
+        from app.core.models.library import best_fitting
+
+        self.window.set_model_rows(rows)
+        now = next((r for r in rows if r.current), None)
+        demo = now is not None and now.entry is not None and now.entry.bundled
+        self.window.set_first_run_hint(demo, best_fitting(rows))
+
     def _forget_folders(self) -> None:
         if self.folders_dialog is not None:
             self.folders_dialog.deleteLater()
@@ -144,6 +184,7 @@ class HearthApp(QObject):
     def _on_settings_applied(self, changed: set[str]) -> None:
         if changed & MODEL_KEYS:
             self.window.preload_model()
+            self.models.refresh()
         if "ui.start_at_login" in changed:
             self.apply_start_at_login()
 
@@ -223,6 +264,10 @@ class HearthApp(QObject):
         return bool(self.settings["ui.close_to_tray"]) and self.tray.available
 
     def _first_time_in_tray(self) -> None:
+        if not self.settings["models.keep_downloading_in_tray"] and self.models.pause_all():
+            self.tray.notify("Downloads paused",
+                             "Model downloads are paused while the window is closed; they "
+                             "continue when you open Hearth again.")
         state = self.window.state
         if state.value("tray/notice_shown", False, type=bool):
             return
@@ -252,6 +297,8 @@ class HearthApp(QObject):
             self.apply_start_at_login()  # e.g. turned on with `hearth config set`
         self.shortcut.start(str(self.settings["ui.quick_ask_shortcut"]))
         self.index.start()
+        self.models.refresh()
+        self.models.resume_pending()
         # After the window is on screen: the model loads in the background.
         QTimer.singleShot(0, self, self._preload)
 
@@ -273,10 +320,13 @@ class HearthApp(QObject):
             self.settings_dialog.reject()
         if self.folders_dialog is not None:
             self.folders_dialog.reject()
+        if self.models_dialog is not None:
+            self.models_dialog.reject()
         self.window.hide()
         # Indexing stops first (a batch in progress is finished, nothing is left
         # half-written), then the answers and the model.
         self.index.stop()
+        self.models.shutdown()  # downloads pause; the next start resumes them
         self.window.shutdown()
         self.window.hide()
         self.tray.hide()

@@ -206,6 +206,9 @@ class MessageWidget(QFrame):
             QDesktopServices.openUrl(url)
 
 
+PLACEHOLDER = "Ask anything. Answers come from the model on this computer."
+
+
 class ChatView(QScrollArea):
     """The messages of one conversation, newest at the bottom."""
 
@@ -213,6 +216,7 @@ class ChatView(QScrollArea):
     edit_requested = Signal(str)
     details_requested = Signal(object)  # AnswerInfo
     status_message = Signal(str)
+    hint_link_activated = Signal(str)  # a link in the empty chat's hint
 
     def __init__(self) -> None:
         super().__init__()
@@ -224,10 +228,14 @@ class ChatView(QScrollArea):
         self._layout = QVBoxLayout(self._inner)
         self._layout.setContentsMargins(8, 8, 8, 8)
         self._layout.setSpacing(6)
-        self._placeholder = QLabel(
-            "Ask anything. Answers come from the model on this computer.")
+        self._placeholder = QLabel(PLACEHOLDER)
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setObjectName("placeholder")
+        self._placeholder.setWordWrap(True)
+        self._placeholder.setTextInteractionFlags(
+            Qt.TextInteractionFlag.LinksAccessibleByMouse
+            | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
+        self._placeholder.linkActivated.connect(self.hint_link_activated)
         self._layout.addWidget(self._placeholder, 1)
         self._layout.addStretch(0)
         self.setWidget(self._inner)
@@ -244,6 +252,16 @@ class ChatView(QScrollArea):
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
 
     # -- content ---------------------------------------------------------------
+
+    def set_hint(self, html: str) -> None:
+        """What the empty chat says (rich text with links); "" for the default."""
+        self._placeholder.setTextFormat(
+            Qt.TextFormat.RichText if html else Qt.TextFormat.PlainText)
+        self._placeholder.setText(html or PLACEHOLDER)
+
+    @property
+    def hint(self) -> str:
+        return self._placeholder.text()
 
     def clear(self) -> None:
         self._timer.stop()

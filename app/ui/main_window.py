@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -38,6 +39,7 @@ from app.core.events import (
 )
 from app.core.knowledge.host import Activity
 from app.core.llm.registry import load_providers
+from app.core.models.library import ModelRow
 from app.ui.answer_info import AnswerInfo, fallback_note
 from app.ui.chat_view import ChatView, MessageWidget
 from app.ui.conversation_list import ConversationList
@@ -47,7 +49,7 @@ from app.ui.sources_panel import SourcesPanel
 from app.ui.theme import app_icon
 from app.ui.workers import GeneratorWorker, WorkerSet, call_in_background
 
-LOAD_HINT = "Choose a GGUF model file in Settings (Ctrl+,)."
+LOAD_HINT = "Choose another model in Models (Ctrl+M) or a GGUF file in Settings (Ctrl+,)."
 
 
 class _EnterSends(QObject):
@@ -87,6 +89,9 @@ class MainWindow(QMainWindow):
     model_state_changed = Signal(str)  # loading, ready, error
     settings_requested = Signal()
     folders_requested = Signal()
+    models_requested = Signal()
+    download_requested = Signal(str)  # catalog model id (from the first-run hint)
+    model_switched = Signal(object)  # LoadedModel
     index_pause_toggled = Signal(bool)
     quit_requested = Signal()
     hidden_to_tray = Signal()
@@ -108,6 +113,8 @@ class MainWindow(QMainWindow):
         self._editing: MessageWidget | None = None
         self._load_details = ""
         self._details: AnswerDetailsDialog | None = None
+        self._model_rows: list[ModelRow] = []
+        self._switching: str | None = None
         self.setWindowTitle("Hearth")
         self.setWindowIcon(app_icon())
         self.resize(1100, 720)
@@ -125,6 +132,7 @@ class MainWindow(QMainWindow):
         self.chat.edit_requested.connect(self.edit_last)
         self.chat.details_requested.connect(self.show_details)
         self.chat.status_message.connect(lambda m: self.statusBar().showMessage(m, 3000))
+        self.chat.hint_link_activated.connect(self._on_hint_link)
         self.input_notice = QLabel()
         self.input_notice.setWordWrap(True)
         self.input_notice.setObjectName("inputNotice")
@@ -193,8 +201,15 @@ class MainWindow(QMainWindow):
         self.input.setFocus()
 
     def _build_status_bar(self) -> None:
-        self.model_status = QLabel("Model: not loaded yet")
-        self.model_status.setToolTip("The local model's state")
+        self.model_status = QToolButton()
+        self.model_status.setObjectName("modelStatus")
+        self.model_status.setText("Model: not loaded yet")
+        self.model_status.setAutoRaise(True)
+        self.model_status.setToolTip("The local model: click to choose another")
+        self.model_status.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.model_menu = QMenu(self.model_status)
+        self.model_status.setMenu(self.model_menu)
+        self.set_model_rows([])
         self.model_progress = QProgressBar()
         self.model_progress.setRange(0, 0)  # llama.cpp gives no load progress: a busy bar
         self.model_progress.setMaximumWidth(120)
@@ -247,10 +262,13 @@ class MainWindow(QMainWindow):
         self.folders_action = _action(self, "&Folders…", "Ctrl+Shift+O",
                                       self.folders_requested.emit)
         self.folders_action.setToolTip("The folders Hearth indexes and answers from")
+        self.models_action = _action(self, "&Models…", "Ctrl+M", self.models_requested.emit)
+        self.models_action.setToolTip("Download, import and choose models")
         self.quit_action = _action(self, "&Quit", "Ctrl+Q", self.quit_requested.emit)
         menu.addAction(self.new_action)
         menu.addSeparator()
         menu.addAction(self.folders_action)
+        menu.addAction(self.models_action)
         menu.addAction(self.settings_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
@@ -295,7 +313,105 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, loaded: object) -> None:
         name, n_ctx = getattr(loaded, "name", "?"), getattr(loaded, "n_ctx", 0)
-        self._set_model_state("ready", f"Model: {name} · ready · context {n_ctx}")
+        fallback = getattr(loaded, "fallback", None)
+        where = " · on the CPU (GPU offload failed)" if fallback else ""
+        self._set_model_state("ready", f"Model: {name} · ready · context {n_ctx}{where}")
+        offload = getattr(loaded, "offload", "")
+        if offload:
+            self.model_status.setToolTip(f"{self.model_status.text()}\n{offload}\n"
+                                         "Click to choose another model.")
+        if fallback:
+            self.statusBar().showMessage(f"{name}: {fallback}.", 15_000)
+
+    # -- choosing a model ------------------------------------------------------------
+
+    def set_model_rows(self, rows: list[ModelRow]) -> None:
+        """The installed models changed: rebuild the picker in the status bar."""
+        self._model_rows = list(rows)
+        menu = self.model_menu
+        menu.clear()
+        for row in rows:
+            if row.installed is None:
+                continue
+            action = menu.addAction(f"{row.name}  ·  {row.fit.verdict}")
+            action.setCheckable(True)
+            action.setChecked(row.current)
+            action.setToolTip(row.fit.summary())
+            action.setData(row.id)
+            action.triggered.connect(lambda _c=False, r=row: self.choose_model(r))
+        menu.addSeparator()
+        menu.addAction("Models…", self.models_requested.emit)
+
+    def choose_model(self, row: ModelRow, force: bool = False) -> None:
+        """Use an installed model: it loads in the background; the current one
+        keeps working if it fails."""
+        if row.current or row.installed is None or self._closed:
+            return
+        if not row.fit.fits and not force:
+            answer = QMessageBox.question(
+                self, "Hearth", f"{row.name} will not fit: {row.fit.summary()}. Load it anyway?")
+            if answer != QMessageBox.StandardButton.Yes:
+                self.set_model_rows(self._model_rows)  # undo the check mark
+                return
+            force = True
+        path = "" if row.installed.source == "bundled" else str(row.installed.path)
+        self.switch_model(row.name, path, force)
+
+    def switch_model(self, name: str, path: str, force: bool = False) -> None:
+        if self.busy:
+            self.stop()
+        before = self.model_status.text()
+        self._switching = name
+        self._set_model_state("loading", f"Model: loading {name}…")
+        assistant = self.assistant
+        worker = call_in_background(lambda: assistant.switch_model(path, force), self)
+
+        def loaded(result: object) -> None:
+            self._switching = None
+            self._load_details = ""
+            self._on_model_loaded(result)
+            self.model_switched.emit(result)
+
+        def failed(message: str, details: str) -> None:
+            self._switching = None
+            self._load_details = details
+            self._set_model_state("ready" if before.find("ready") >= 0 else "error", before)
+            show_error(self, f"{name} could not be loaded, so Hearth keeps the model it had: "
+                       f"{message}", details)
+            self.model_switched.emit(None)
+            self.preload_model()
+
+        worker.item.connect(loaded)
+        worker.failed.connect(failed)
+        self._workers.start(worker)
+
+    def set_first_run_hint(self, bundled_demo: bool, suggestion: ModelRow | None) -> None:
+        """The empty chat explains the bundled demo model and what to do next."""
+        if not bundled_demo:
+            self.chat.set_hint("")
+            return
+        parts = ["<p><b>You are using SmolLM2-135M, a small demo model bundled with Hearth.</b>"
+                 "<br>It answers at once but is too small for good answers, and cannot "
+                 "answer from your files.</p>"]
+        if suggestion is not None and suggestion.entry is not None:
+            parts.append(
+                f"<p>For better answers, download <b>{suggestion.name}</b> "
+                f"({suggestion.size_bytes / 1024**3:.1f} GB; {suggestion.fit.verdict} this "
+                f"computer): <a href='hearth:download:{suggestion.id}'>Download it</a>"
+                " · <a href='hearth:models'>See all models</a></p>")
+        else:
+            parts.append("<p><a href='hearth:models'>Choose a better model</a></p>")
+        parts.append("<p>To answer from your notes and documents, "
+                     "<a href='hearth:folders'>Add a folder</a>.</p>")
+        self.chat.set_hint("".join(parts))
+
+    def _on_hint_link(self, link: str) -> None:
+        if link.startswith("hearth:download:"):
+            self.download_requested.emit(link.removeprefix("hearth:download:"))
+        elif link == "hearth:models":
+            self.models_requested.emit()
+        elif link == "hearth:folders":
+            self.folders_requested.emit()
 
     def _on_model_failed(self, message: str, details: str) -> None:
         self._load_details = details
@@ -304,7 +420,7 @@ class MainWindow(QMainWindow):
     def _set_model_state(self, state: str, text: str) -> None:
         self.model_state = state
         self.model_status.setText(text)
-        self.model_status.setToolTip(text)
+        self.model_status.setToolTip(f"{text}\nClick to choose another model.")
         self.model_progress.setVisible(state == "loading")
         self.model_details.setVisible(state == "error" and bool(self._load_details))
         self.model_state_changed.emit(state)

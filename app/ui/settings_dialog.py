@@ -42,7 +42,7 @@ from app.ui import autostart
 SPECIAL_TEXT = {
     "model.context_size": "The model's trained length",
     "model.threads": "Automatic (one per core)",
-    "model.gpu_layers": "All (when the build supports it)",
+    "model.gpu_layers": "As many as fit in free VRAM",
     "routing.heavy_prompt_tokens": "Never",
 }
 POLICY_LABELS = {"auto": "Auto (local first, then remote)", "local-only": "Local only",

@@ -44,6 +44,7 @@ from app.core.models.files import (
     check_model_file,
     read_metadata,
 )
+from app.core.models.fit import FitEstimate, Shape, estimate, gpu_memory
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -82,6 +83,11 @@ class LoadedModel:
     threads: int
     load_s: float
     template_from_model: bool
+    # Where the layers run, in words ("CPU only: ...", "GPU: 29 of 29 layers").
+    offload: str = ""
+    # Set when offload was tried and failed, and the model runs on the CPU.
+    fallback: str | None = None
+    fit: FitEstimate | None = None
 
 
 _LOG_CALLBACK: Any = None
@@ -122,6 +128,14 @@ def gpu_offload_supported() -> bool:
     import llama_cpp
 
     return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def new_llama(**kwargs: Any) -> Llama:
+    """Construct llama.cpp's model (one place, so a test can make GPU
+    offload fail on a machine that has no GPU)."""
+    from llama_cpp import Llama
+
+    return Llama(**kwargs)
 
 
 class _Job:
@@ -292,29 +306,48 @@ class LocalProvider:
         size = check_model_file(cfg.path)
         meta = read_metadata(cfg.path)
         n_ctx = cfg.context_size or meta.context_length or 4096
+        shape = Shape.from_metadata(meta, size)
         offload = gpu_offload_supported()
-        gpu_layers = cfg.gpu_layers if cfg.gpu_layers >= 0 else (-1 if offload else 0)
-        if cfg.check_memory and gpu_layers == 0:
-            check_memory_fit(cfg.path, size, meta.kv_cache_bytes(n_ctx))
+        gpus = gpu_memory() if offload else []
+        n_layers = (meta.block_count or 0) + 1
+        if not offload:
+            gpu_layers, where = 0, "CPU only: this llama.cpp build has no GPU offload"
+        elif cfg.gpu_layers >= 0:
+            gpu_layers = cfg.gpu_layers
+            where = f"GPU: {min(gpu_layers, n_layers)} of {n_layers} layers (model.gpu_layers)"
+        elif not gpus:
+            gpu_layers, where = 0, "CPU only: llama.cpp found no GPU"
+        else:
+            # -1: as many layers as fit in free VRAM now, never "all, then crash".
+            fit = estimate(shape, n_ctx, n_batch=cfg.batch_size, gpus=gpus)
+            gpu_layers = fit.gpu_layers
+            where = (f"GPU: {gpu_layers} of {n_layers} layers (as many as fit in "
+                     f"{(fit.vram_free or 0) / 1024**3:.1f} GB of free VRAM)")
+        fit = estimate(shape, n_ctx, n_batch=cfg.batch_size, gpus=gpus, gpu_layers=gpu_layers)
+        if cfg.check_memory:
+            self._check_fit(fit)
         threads = cfg.threads or default_threads()
-        from llama_cpp import Llama
-
         started = time.perf_counter()
+        fallback: str | None = None
         try:
-            llm = Llama(
-                model_path=str(cfg.path),
-                n_ctx=n_ctx,
-                n_batch=min(cfg.batch_size, n_ctx),
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=gpu_layers,
-                verbose=False,
-            )
+            llm = self._construct(n_ctx, threads, gpu_layers)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelLoadError(
-                f"The model file {cfg.path.name} could not be loaded; it may be truncated, "
-                "corrupt, or made for a model type this llama.cpp build does not support."
-            ) from exc
+            if gpu_layers == 0:
+                raise self._load_error() from exc
+            # Offload failed (out of VRAM, a driver problem): the CPU still works.
+            log.warning("loading %s with %d GPU layers failed; loading on the CPU",
+                        cfg.path.name, gpu_layers, exc_info=True)
+            fallback = (f"GPU offload of {gpu_layers} layers failed "
+                        f"({str(exc).strip() or type(exc).__name__}), so the model runs on "
+                        "the CPU")
+            gpu_layers, where = 0, f"CPU fallback: {fallback}"
+            fit = estimate(shape, n_ctx, n_batch=cfg.batch_size, gpus=[], gpu_layers=0)
+            if cfg.check_memory:
+                self._check_fit(fit)
+            try:
+                llm = self._construct(n_ctx, threads, 0)
+            except (ValueError, RuntimeError, OSError) as exc2:
+                raise self._load_error() from exc2
         load_s = time.perf_counter() - started
         self._llm = llm
         self._metadata = meta
@@ -331,8 +364,35 @@ class LocalProvider:
             threads=threads,
             load_s=load_s,
             template_from_model=bool(meta.chat_template),
+            offload=where,
+            fallback=fallback,
+            fit=fit,
         )
         return self._loaded
+
+    def _check_fit(self, fit: FitEstimate) -> None:
+        share = fit.offloaded / max(1, fit.weights + fit.kv_cache)
+        check_memory_fit(self.config.path, int(fit.weights * (1 - share)),
+                         int(fit.kv_cache * (1 - share)), available=fit.ram_free,
+                         compute_bytes=fit.compute)
+
+    def _construct(self, n_ctx: int, threads: int, gpu_layers: int) -> Llama:
+        cfg = self.config
+        return new_llama(
+            model_path=str(cfg.path),
+            n_ctx=n_ctx,
+            n_batch=min(cfg.batch_size, n_ctx),
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_gpu_layers=gpu_layers,
+            verbose=False,
+        )
+
+    def _load_error(self) -> ModelLoadError:
+        return ModelLoadError(
+            f"The model file {self.config.path.name} could not be loaded; it may be truncated, "
+            "corrupt, or made for a model type this llama.cpp build does not support."
+        )
 
     @staticmethod
     def _make_formatter(llm: Llama, meta: ModelMetadata) -> Any:

@@ -91,14 +91,15 @@ class ModelMetadata:
     head_count_kv: int | None
     chat_template: str | None
     raw: dict[str, str]
+    key_length: int | None = None  # per head, when it differs from embedding/heads
 
     def kv_cache_bytes(self, n_ctx: int) -> int:
         """Memory for the f16 key/value cache at `n_ctx` tokens (0 if unknown)."""
         if not (self.block_count and self.embedding_length and self.head_count):
             return 0
         kv_heads = self.head_count_kv or self.head_count
-        n_embd_kv = self.embedding_length * kv_heads // self.head_count
-        return 2 * self.block_count * n_ctx * n_embd_kv * 2
+        head_dim = self.key_length or self.embedding_length // self.head_count
+        return 2 * self.block_count * n_ctx * kv_heads * head_dim * 2
 
 
 def read_metadata(path: Path) -> ModelMetadata:
@@ -137,6 +138,7 @@ def read_metadata(path: Path) -> ModelMetadata:
         head_count_kv=num("attention.head_count_kv"),
         chat_template=raw.get("tokenizer.chat_template"),
         raw=raw,
+        key_length=num("attention.key_length"),
     )
 
 
@@ -145,20 +147,23 @@ RUNTIME_OVERHEAD_BYTES = 256 * 1024**2
 
 
 def check_memory_fit(
-    path: Path, file_size: int, kv_bytes: int, available: int | None = None
+    path: Path, file_size: int, kv_bytes: int, available: int | None = None,
+    compute_bytes: int = RUNTIME_OVERHEAD_BYTES,
 ) -> int:
     """Raise ModelTooLargeError, with the numbers, when the model will not fit
-    in the memory available now. Returns the estimate in bytes."""
+    in the memory available now. Returns the estimate in bytes. The estimate
+    itself is `app.core.models.fit`; `file_size` is what stays in RAM."""
     if available is None:
         import psutil
 
         available = int(psutil.virtual_memory().available)
-    needed = file_size + kv_bytes + RUNTIME_OVERHEAD_BYTES
+    needed = file_size + kv_bytes + compute_bytes
     if needed > available:
         raise ModelTooLargeError(
             f"{path.name} needs about {needed / GiB:.1f} GB of memory "
-            f"({file_size / GiB:.1f} GB of weights + {kv_bytes / GiB:.1f} GB for the context) "
-            f"but only {available / GiB:.1f} GB is free; choose a smaller model or "
-            f"lower model.context_size."
+            f"({file_size / GiB:.1f} GB of weights + {kv_bytes / GiB:.1f} GB for the context "
+            f"+ {compute_bytes / GiB:.1f} GB of buffers) but only {available / GiB:.1f} GB is "
+            "free; choose a smaller model, lower model.context_size, or load it anyway with "
+            "model.ignore_fit (`hearth models use ID --force`)."
         )
     return needed
