@@ -21,6 +21,11 @@ def details_html(info: AnswerInfo) -> str:
         ("Status", {"complete": "complete", "cancelled": "stopped",
                     "error": "failed"}.get(info.status, info.status)),
     ]
+    if info.prompt:
+        rows.append(("Prompt", info.prompt))
+    if info.local_only:
+        rows.append(("Local only", "quotes files from a local-only folder; never sent to "
+                                   "a remote provider"))
     reason = fallback_reason(info.route)
     if reason:
         rows.append(("Fell back because", reason))
