@@ -219,8 +219,9 @@ class Assistant:
         policy = opts.route or self.settings["routing.policy"]
         stay_local = opts.offline or self.settings["network.offline"] or policy in (
             "local-only", "local")
-        with offline.policy(allow_network=not stay_local):
-            yield from self._answer(conv.id, user_msg.id, question, history, opts, cancel)
+        yield from offline.iterate(
+            self._answer(conv.id, user_msg.id, question, history, opts, cancel),
+            allow_network=not stay_local)
 
     def _answer(
         self, conv_id: str, user_msg_id: str, question: str, history: list[ChatMessage],

@@ -13,8 +13,9 @@ variable, so one question held offline never changes another question's
 answer running at the same time on another thread.
 
 Loopback and Unix sockets stay allowed (they never leave the machine).
-Threads started for a request must run in a copy of its context
-(`contextvars.copy_context().run`, or `start_thread` here) to inherit it.
+A streaming request runs through `iterate()`, which steps it inside its own
+context; threads started for a request must run in a copy of its context
+(`start_thread` here) to inherit it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from app.core.errors import HearthError
+
+
+T = TypeVar("T")
 
 
 class OfflineError(HearthError, OSError):
@@ -120,6 +124,35 @@ def policy(allow_network: bool) -> Iterator[None]:
         yield
     finally:
         _allowed.reset(token)
+        if not allow_network:
+            with _lock:
+                _holds -= 1
+                _apply()
+
+
+def iterate(items: Iterator[T], allow_network: bool) -> Iterator[T]:
+    """Run a generator (one request that streams) under its own policy. Each
+    step runs in the request's own context, so the policy never leaks into
+    the code consuming the stream, even between steps or when the consumer
+    drops the stream half-way."""
+    global _holds
+    context = contextvars.copy_context()
+    context.run(_allowed.set, allow_network and _allowed.get())
+    if not allow_network:
+        with _lock:
+            _holds += 1
+            _apply()
+    try:
+        while True:
+            try:
+                item = context.run(next, items)
+            except StopIteration:
+                return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            context.run(close)
         if not allow_network:
             with _lock:
                 _holds -= 1

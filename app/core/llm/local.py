@@ -210,6 +210,32 @@ class LocalProvider:
 
         return self._submit(work).result()
 
+    def prompt_tokens(self, messages: tuple[ChatMessage, ...]) -> list[int]:
+        """The token ids these messages become (for inspection and tests)."""
+        def work() -> list[int]:
+            self._ensure_loaded()
+            return self._format(messages)[0]
+
+        return self._submit(work).result()
+
+    def control_tokens(self) -> ControlTokens:
+        """The loaded model's control tokens (loads the model)."""
+        def work() -> ControlTokens:
+            self._ensure_loaded()
+            return self._controls
+
+        return self._submit(work).result()
+
+    def token_id(self, text: str) -> int | None:
+        """The id of `text` when it is one special token of the vocabulary."""
+        def work() -> int | None:
+            self._ensure_loaded()
+            assert self._llm is not None
+            ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            return ids[0] if len(ids) == 1 else None
+
+        return self._submit(work).result()
+
     def format_prompt(self, messages: tuple[ChatMessage, ...]) -> str:
         """The prompt text the chat template produces (for inspection and tests)."""
         def work() -> str:
