@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 
 from app.core.errors import HearthError
 
-
 T = TypeVar("T")
 
 

@@ -19,7 +19,7 @@ from app.core.events import Error, Finished, Route
 from app.core.knowledge.base import KnowledgeBase
 from app.core.llm.openai_compat import OpenAICompatProvider
 from app.core.llm.probe import probe_provider
-from app.core.llm.provider import Capabilities, CancelToken, ChatMessage
+from app.core.llm.provider import CancelToken, Capabilities, ChatMessage
 from app.core.llm.registry import ProviderConfig, add_provider
 from app.core.llm.router import Answered, GenParams, Router, RoutingConfig
 from app.core.prompting import ContextChunk, PromptPlan
