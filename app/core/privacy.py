@@ -92,8 +92,10 @@ _NOT_A_VALUE = re.compile(
     r"\*+|x{3,}|\.{3}|…|-+|_+|n/a|tbd|todo|changeme|"
     r"(?:os\.)?(?:environ|getenv)\b.*|process\.env\b.*|env\(.*|self\.\w+|args\.\w+|"
     r"settings\.\w+|config\.\w+|%\(.*|\$\w+|\$\{.*)$")
-# `password: str = ""`: a typed name in code, not a value.
-_ANNOTATED = re.compile(r"^[A-Za-z_][\w.\[\], |]*\s=\s")
+# `password: str = ""`, `f(password: str)`: a typed name in code, not a value.
+_ANNOTATED = re.compile(
+    r"^(?:str|int|bytes|bool|float|Any|None|SecretStr|SecretBytes|string|"
+    r"(?:Optional|list|dict|Union)\[[^\]]*\])\s*(?:[),=|]|$)")
 _COMMENT = re.compile(r"\s+(?:#|//)\s.*$")
 _WEAK_UNQUOTED_STOP = re.compile(r"[\s]")
 
@@ -120,6 +122,8 @@ _TOKEN = re.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{20,}={0,2}")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 _ds_lock = threading.Lock()
+# How detect-secrets writes the assignment in its `NAME = value` patterns.
+_ASSIGNED = "(?:=|:|:=|=>| +|::)"
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,9 @@ class _Detector:
     kind: str
     plugin: Any
     patterns: tuple[re.Pattern[str], ...]
+    # Patterns for `NAME = value` with a key/password/token name: run only on
+    # lines that hold such a word (they are the slow ones).
+    named: tuple[re.Pattern[str], ...] = ()
 
 
 @functools.cache
@@ -147,7 +154,9 @@ def _detect_secrets() -> tuple[tuple[_Detector, ...], Any, Any]:
                 continue
             plugin = cls()
             kind = re.sub(r"[^a-z0-9]+", "_", secret_type.lower()).strip("_")
-            detectors.append(_Detector(kind, plugin, tuple(plugin.denylist)))
+            named = tuple(p for p in plugin.denylist if _ASSIGNED in p.pattern)
+            plain = tuple(p for p in plugin.denylist if p not in named)
+            detectors.append(_Detector(kind, plugin, plain, named))
         return tuple(detectors), (Base64HighEntropyString(), HexHighEntropyString()), heuristic
 
 
@@ -251,9 +260,10 @@ def _suspect_offsets(text: str) -> list[int]:
     return offsets
 
 
-def _detect_secrets_spans(text: str, detectors: Sequence[_Detector]) -> Iterable[Span]:
+def _detect_secrets_spans(text: str, detectors: Sequence[_Detector],
+                          named: bool = False) -> Iterable[Span]:
     for det in detectors:
-        for pattern in det.patterns:
+        for pattern in det.named if named else det.patterns:
             for m in pattern.finditer(text):
                 whole = m.group(0)
                 for value in set(det.plugin.analyze_string(whole)):
@@ -301,20 +311,37 @@ def _log2(n: int) -> float:
     return math.log2(n)
 
 
-_KEYWORD = re.compile(r"pass|pwd|secret|credential|key|token|auth")
-_KEYWORD_ANY_CASE = re.compile(_KEYWORD.pattern, re.I)
+_KEYWORDS = ("pass", "pw", "secret", "credential", "key", "token", "auth")
 
 
 def _keyword_offsets(text: str) -> list[int]:
-    lowered = text.lower()  # a literal search is far faster than an IGNORECASE one
+    """Where a secret-naming word is followed, on its line, by `=` or `:`."""
+    lowered = text.lower()
     if len(lowered) != len(text):  # a few characters grow when lowered ("İ")
-        return [m.start() for m in _KEYWORD_ANY_CASE.finditer(text)]
-    return [m.start() for m in _KEYWORD.finditer(lowered)]
+        lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    offsets: list[int] = []
+    for word in _KEYWORDS:
+        for at in _all(lowered, word):
+            end = lowered.find("\n", at)
+            window = lowered[at:end if 0 <= end < at + 120 else at + 120]
+            if "=" in window or ":" in window:
+                offsets.append(at)
+    return offsets
 
 
 def find_secrets(text: str) -> list[Span]:
     """Every secret in `text` as (start, end, kind), sorted, not overlapping;
-    where two rules overlap the first one's kind is kept and the span widened."""
+    where two rules overlap the first one's kind is kept and the span widened.
+    Results are cached by text: history and passages recur from request to request."""
+    return list(_find_cached(text)) if len(text) < 200_000 else _find(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _find_cached(text: str) -> tuple[Span, ...]:
+    return tuple(_find(text))
+
+
+def _find(text: str) -> list[Span]:
     detectors, entropy, heuristic = _detect_secrets()
     found: list[Span] = []
     # A key block spans many lines: searched in the whole text, when present.
@@ -338,6 +365,10 @@ def find_secrets(text: str) -> list[Span]:
     if suspect.text:
         found += suspect.spans(_detect_secrets_spans(suspect.text, detectors))
         found += suspect.spans(_entropy_spans(suspect.text, entropy, heuristic))
+        both = set(suspect.starts) & set(named.starts)
+        if both:
+            lines = _Lines(text, both)
+            found += lines.spans(_detect_secrets_spans(lines.text, detectors, named=True))
     return _merge(found)
 
 
