@@ -20,7 +20,7 @@ import itertools
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -234,9 +234,12 @@ class _Lines:
         return [(self.back(s), self.back(s) + e - s, k) for s, e, k in found]
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def _random_looking(word: str) -> bool:
-    return ((not word.islower() and not word.isupper()) or any(c.isdigit() for c in word)
-            or word.isalpha())
+    return ((not word.islower() and not word.isupper()) or word.isalpha()
+            or _DIGIT.search(word) is not None)
 
 
 def _all(text: str, needle: str) -> Iterable[int]:
@@ -412,6 +415,27 @@ def _merge(spans: list[Span]) -> list[Span]:
     return [(s, e, k) for s, e, k, _ in merged]
 
 
+_SEPARATOR = "\n\n"
+
+
+def find_secrets_many(texts: Sequence[str]) -> list[list[Span]]:
+    """`find_secrets` for several texts at once (one search over all of them,
+    far cheaper than one per text); no span crosses from one text to the next."""
+    starts: list[int] = []
+    pos = 0
+    for text in texts:
+        starts.append(pos)
+        pos += len(text) + len(_SEPARATOR)
+    out: list[list[Span]] = [[] for _ in texts]
+    for start, end, kind in find_secrets(_SEPARATOR.join(texts)):
+        i = bisect.bisect_right(starts, start) - 1
+        local_start = start - starts[i]
+        size = len(texts[i])
+        if local_start < size:
+            out[i].append((local_start, min(end - starts[i], size), kind))
+    return out
+
+
 def apply(text: str, spans: Sequence[Span], counts: Counter[str] | None = None) -> str:
     out: list[str] = []
     pos = 0
@@ -502,12 +526,11 @@ def _withhold_history(history: Sequence[ChatMessage]) -> tuple[tuple[ChatMessage
     return kept, len(drop)
 
 
-def _redact_chunks(chunks: Sequence[ContextChunk], counts: Counter[str]) -> tuple[ContextChunk,
-                                                                                  ...]:
-    """Redact each passage; passages that continue one another in the same
-    file are also searched as one text, so a secret cut in two by the
-    passage boundary is found and redacted on both sides."""
-    spans: dict[int, list[Span]] = {i: list(find_secrets(c.text)) for i, c in enumerate(chunks)}
+def _split_secrets(chunks: Sequence[ContextChunk]) -> dict[int, list[Span]]:
+    """Passages that continue one another in the same file are also searched
+    as one text, so a secret cut in two by the passage boundary is found and
+    redacted on both sides."""
+    spans: dict[int, list[Span]] = {}
     by_file: dict[str, list[int]] = {}
     for i, c in enumerate(chunks):
         by_file.setdefault(c.path, []).append(i)
@@ -524,10 +547,9 @@ def _redact_chunks(chunks: Sequence[ContextChunk], counts: Counter[str]) -> tupl
                 cut = len(ca.text)
                 for start, end, kind in find_secrets(joined):
                     if start < cut < end + len(sep):
-                        spans[a].append((start, cut, kind))
-                        spans[b].append((0, max(0, end - cut - len(sep)), kind))
-    return tuple(replace(c, text=apply(c.text, _merge(spans[i]), counts))
-                 for i, c in enumerate(chunks))
+                        spans.setdefault(a, []).append((start, cut, kind))
+                        spans.setdefault(b, []).append((0, max(0, end - cut - len(sep)), kind))
+    return spans
 
 
 def prepare_outbound(plan: PromptPlan, redact_secrets: bool = True) -> Outbound:
@@ -537,14 +559,24 @@ def prepare_outbound(plan: PromptPlan, redact_secrets: bool = True) -> Outbound:
     dropped = len(plan.context) - len(kept)
     history, withheld = _withhold_history(plan.history)
     counts: Counter[str] = Counter()
-    clean: Callable[[str], str] = (lambda t: redact_all(t, counts)) if redact_secrets else (
-        lambda t: t)
+    if not redact_secrets:
+        return Outbound(replace(plan, history=history, context=kept), {}, dropped, withheld)
+    texts = [redact_known(t, counts) for t in
+             (plan.system, *(m.content for m in history), plan.question,
+              *(c.text for c in kept))]
+    spans = find_secrets_many(texts)
+    first_chunk = 2 + len(history)
+    for i, extra in _split_secrets(
+            [replace(c, text=t) for c, t in zip(kept, texts[first_chunk:], strict=True)]
+    ).items():
+        spans[first_chunk + i] = _merge(spans[first_chunk + i] + extra)
+    clean = [apply(t, s, counts) if s else t for t, s in zip(texts, spans, strict=True)]
     plan = replace(
         plan,
-        system=clean(plan.system),
-        history=tuple(ChatMessage(m.role, clean(m.content)) for m in history),
-        question=clean(plan.question),
-        context=(_redact_chunks([replace(c, text=redact_known(c.text, counts)) for c in kept],
-                                counts) if redact_secrets else kept),
+        system=clean[0],
+        history=tuple(ChatMessage(m.role, t) for m, t in zip(history, clean[1:], strict=False)),
+        question=clean[1 + len(history)],
+        context=tuple(replace(c, text=t) for c, t in zip(kept, clean[first_chunk:],
+                                                         strict=True)),
     )
     return Outbound(plan, dict(sorted(counts.items())), dropped, withheld)
