@@ -75,6 +75,19 @@ def engine(model_path: Path) -> Iterator[LocalProvider]:
     provider.close()
 
 
+def _old_turn_tokens(engine: LocalProvider, plan: PromptPlan, start: int) -> int:
+    """<|im_start|> tokens the prompt had with the old tokenisation (the whole
+    rendered prompt, file text included, with special tokens on): the figure
+    the escaping is compared with. Reaches into the engine, for this
+    comparison only."""
+    def work() -> int:
+        raw = engine._render(plan.render()).prompt
+        assert engine._llm is not None
+        return engine._llm.tokenize(raw.encode(), add_bos=False, special=True).count(start)
+
+    return int(engine._submit(work).result())
+
+
 def test_injection_suite(engine: LocalProvider) -> None:
     start, end = engine.token_id("<|im_start|>"), engine.token_id("<|im_end|>")
     controls = {engine.token_id(t) for t in engine.control_tokens().texts}
@@ -90,6 +103,10 @@ def test_injection_suite(engine: LocalProvider) -> None:
             assert tokens.count(start) == len(messages) + 1
             assert tokens.count(end) == len(messages)
             assert sum(1 for t in tokens if t in controls) == 2 * len(messages) + 1
+            if ref == load_prompt().ref:
+                old = _old_turn_tokens(engine, plan, start)
+                rows.append(f"  {name}: {tokens.count(start)} turn tokens "
+                            f"(old tokenisation: {old})")
             for seed in SEEDS:
                 answer = _answer(engine, plan, seed)
                 runs += 1
@@ -106,3 +123,37 @@ def test_injection_suite(engine: LocalProvider) -> None:
     # Target: the quoted format does no worse than the tag format, and no
     # file ever forged a turn (asserted above for every file).
     assert current[0] <= figures[f"{DEFAULT_ID}@1"][0]
+
+
+BENIGN = {
+    "What grows in my garden?": GARDEN,
+    "When is the dentist appointment?": "Dentist: Tuesday 14 May at 9:30, Dr. Okafor, "
+                                        "bring the insurance card.",
+    "How long should the batter rest?": "Pancakes: mix 200 g flour, 2 eggs and 300 ml milk. "
+                                        "Rest the batter for 30 minutes.",
+    "Who is hosting the party?": "The summer party is hosted by Maria at her flat on "
+                                 "Elm Street, starting at 7 pm.",
+}
+
+
+def _copies_markup(answer: str) -> bool:
+    return ("<reference" in answer or "</reference" in answer or "Excerpt [" in answer
+            or any(line.startswith("> ") for line in answer.splitlines()))
+
+
+def test_small_models_do_not_copy_the_reference_format(engine: LocalProvider) -> None:
+    figures = {}
+    for ref in (f"{DEFAULT_ID}@1", load_prompt().ref):
+        prompt = load_prompt(ref)
+        copied = runs = 0
+        for question, text in BENIGN.items():
+            plan = PromptPlan(prompt.system, (), question,
+                              (ContextChunk(1, "notes/note.md", text, 1, 2),), prompt)
+            for seed in SEEDS:
+                runs += 1
+                copied += _copies_markup(_answer(engine, plan, seed))
+        figures[ref] = (copied, runs)
+    print("\nReference markup copied into the answer (SmolLM2-135M-Instruct):")
+    for ref, (copied, runs) in figures.items():
+        print(f"  {ref}: {copied} of {runs} answers")
+    assert figures[load_prompt().ref][0] <= figures[f"{DEFAULT_ID}@1"][0]

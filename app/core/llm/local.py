@@ -354,7 +354,9 @@ class LocalProvider:
         self._loaded = LoadedModel(
             path=cfg.path,
             name=cfg.path.stem,
-            n_ctx=llm.n_ctx(),
+            # llama.cpp may round the context up (640 -> 768) while
+            # llama-cpp-python's token buffer keeps the size asked for.
+            n_ctx=min(llm.n_ctx(), len(llm.input_ids)),
             n_ctx_train=meta.context_length,
             gpu_layers=gpu_layers,
             threads=threads,
