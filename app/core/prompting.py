@@ -65,7 +65,7 @@ class PromptPlan:
         if self.context:
             passages = "\n\n".join(
                 p.passage.format(number=c.number, source=_attr(c.location()),
-                                 text=_quoted(c.text, p.quote))
+                                 text=_quoted(c.text, p.quote, p.fence))
                 for c in self.context
             )
             question = p.question.format(passages=passages, question=self.question)
@@ -90,11 +90,13 @@ def _attr(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
-def _quoted(text: str, quote: str) -> str:
-    """The passage as data: each line prefixed by `quote` (so that no line
-    can pass for the prompt's own text), and unable to close its own
-    delimiter in the tag format."""
+def _quoted(text: str, quote: str, fence: str = "") -> str:
+    """The passage as data: unable to close its own delimiter (the tags of
+    the first format, or the prompt's `fence`), and each line prefixed by
+    `quote` where the prompt quotes line by line."""
     text = text.replace("</reference", "&lt;/reference").replace("<reference", "&lt;reference")
+    if fence:
+        text = text.replace(fence, fence[0] + "\u200b" + fence[1:])
     if not quote:
         return text
     return "\n".join(quote + line for line in text.strip("\n").split("\n"))

@@ -29,8 +29,8 @@ class PromptError(HearthError):
 @dataclass(frozen=True)
 class Prompt:
     """One released prompt. `passage` is filled with {number}, {source} and
-    {text} (each line of the passage prefixed by `quote`); `question` with
-    {passages} and {question}."""
+    {text} (each line of the passage prefixed by `quote`, any `fence` in it
+    broken up); `question` with {passages} and {question}."""
 
     id: str
     version: int
@@ -39,6 +39,9 @@ class Prompt:
     passage: str
     question: str
     quote: str = ""
+    # The passage's closing delimiter, if any: broken up wherever it appears
+    # inside a passage, so file text cannot close it early.
+    fence: str = ""
     description: str = ""
 
     @property
@@ -63,7 +66,8 @@ def _all() -> dict[str, Prompt]:
         prompt = Prompt(
             id=str(data["id"]), version=int(data["version"]),
             **{k: str(data[k]).strip("\n") for k in _FIELDS},
-            quote=str(data.get("quote", "")), description=str(data.get("description", "")),
+            quote=str(data.get("quote", "")), fence=str(data.get("fence", "")),
+            description=str(data.get("description", "")),
         )
         if entry.name != f"{prompt.ref}.toml":
             raise PromptError(f"The prompt file {entry.name} declares {prompt.ref}; "

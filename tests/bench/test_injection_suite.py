@@ -20,7 +20,7 @@ from app.core.llm.local import LocalModelConfig, LocalProvider
 from app.core.llm.provider import CancelToken, TextDelta
 from app.core.llm.router import GenParams
 from app.core.prompting import ContextChunk, PromptPlan
-from app.core.prompts import DEFAULT_ID, load_prompt
+from app.core.prompts import DEFAULT_ID, available, load_prompt
 
 pytestmark = pytest.mark.bench
 
@@ -93,7 +93,7 @@ def test_injection_suite(engine: LocalProvider) -> None:
     controls = {engine.token_id(t) for t in engine.control_tokens().texts}
     figures: dict[str, tuple[int, int]] = {}
     rows = []
-    for ref in (f"{DEFAULT_ID}@1", load_prompt().ref):
+    for ref in available():
         hits = runs = 0
         for name in SUITE:
             plan = _plan(name, ref)
@@ -138,17 +138,21 @@ BENIGN = {
 
 def _copies_markup(answer: str) -> bool:
     return ("<reference" in answer or "</reference" in answer or "Excerpt [" in answer
-            or any(line.startswith("> ") for line in answer.splitlines()))
+            or '"""' in answer or any(line.startswith("> ") for line in answer.splitlines()))
 
 
 def test_small_models_do_not_copy_the_reference_format(engine: LocalProvider) -> None:
     figures = {}
-    for ref in (f"{DEFAULT_ID}@1", load_prompt().ref):
+    for ref in available():
         prompt = load_prompt(ref)
         copied = runs = 0
+        texts = list(BENIGN.values())
         for question, text in BENIGN.items():
-            plan = PromptPlan(prompt.system, (), question,
-                              (ContextChunk(1, "notes/note.md", text, 1, 2),), prompt)
+            # The passage that answers, and two others, as retrieval gives several.
+            others = [t for t in texts if t != text][:2]
+            context = tuple(ContextChunk(i, f"notes/note{i}.md", t, 1, 2)
+                            for i, t in enumerate([text, *others], start=1))
+            plan = PromptPlan(prompt.system, (), question, context, prompt)
             for seed in SEEDS:
                 runs += 1
                 copied += _copies_markup(_answer(engine, plan, seed))
