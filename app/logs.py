@@ -24,7 +24,8 @@ class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         from app.core.privacy import redact_all
 
-        return redact_all(super().format(record))
+        # Not cached: log lines rarely repeat, prompts do.
+        return redact_all(super().format(record), cached=False)
 
 
 def log_to_file(paths: Paths, name: str) -> None:

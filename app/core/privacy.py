@@ -332,11 +332,11 @@ def _keyword_offsets(text: str) -> list[int]:
     return offsets
 
 
-def find_secrets(text: str) -> list[Span]:
+def find_secrets(text: str, cached: bool = True) -> list[Span]:
     """Every secret in `text` as (start, end, kind), sorted, not overlapping;
     where two rules overlap the first one's kind is kept and the span widened.
     Results are cached by text: history and passages recur from request to request."""
-    return list(_find_cached(text)) if len(text) < 200_000 else _find(text)
+    return list(_find_cached(text)) if cached and len(text) < 200_000 else _find(text)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -449,11 +449,11 @@ def apply(text: str, spans: Sequence[Span], counts: Counter[str] | None = None) 
     return "".join(out)
 
 
-def redact(text: str, counts: Counter[str] | None = None) -> str:
+def redact(text: str, counts: Counter[str] | None = None, cached: bool = True) -> str:
     """`text` with every secret found replaced; `counts` gains one per secret by kind."""
     if not text:
         return text
-    spans = find_secrets(text)
+    spans = find_secrets(text, cached)
     return apply(text, spans, counts) if spans else text
 
 
@@ -491,9 +491,9 @@ def redact_known(text: str, counts: Counter[str] | None = None) -> str:
     return pattern.sub(one, text)
 
 
-def redact_all(text: str, counts: Counter[str] | None = None) -> str:
+def redact_all(text: str, counts: Counter[str] | None = None, cached: bool = True) -> str:
     """Known secrets first, then everything `find_secrets` finds."""
-    return redact(redact_known(text, counts), counts)
+    return redact(redact_known(text, counts), counts, cached)
 
 
 # -- the gate --------------------------------------------------------------------------
