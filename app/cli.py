@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="send this question to the heavy remote model")
     ask.add_argument("--no-files", action="store_true",
                      help="do not look in the indexed folders for this question")
+    ask.add_argument("--prompt", metavar="ID@VERSION",
+                     help="frame this question with this versioned prompt")
 
     doctor = sub.add_parser("doctor", help="check the installation")
     doctor.add_argument("--json", action="store_true")
@@ -122,6 +124,10 @@ def _load_settings() -> Any:
     from app.settings import Settings
 
     settings = Settings.load()
+    if settings["network.offline"]:
+        from app.core import offline
+
+        offline.enable()  # the backstop holds from start-up, not only after a change
     for warning in settings.warnings:
         print(f"hearth: warning: {warning}", file=sys.stderr)
     return settings
@@ -158,7 +164,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return fail("--max-tokens must be 1 or more.", EXIT_USAGE)
     options = AskOptions(model_path=args.model, max_tokens=args.max_tokens,
                          temperature=args.temperature, seed=args.seed, offline=args.offline,
-                         route=args.route, deep=args.deep, use_files=not args.no_files)
+                         route=args.route, deep=args.deep, use_files=not args.no_files,
+                         prompt=args.prompt)
     assistant = Assistant(settings, get_paths())
     cancel = CancelToken()
     previous = signal.getsignal(signal.SIGINT)
@@ -218,6 +225,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             },
             "route": to_dict(route) if route else None,
             "notes": list(finished.notes),
+            "prompt": finished.prompt,
+            "local_only": finished.local_only,
             "sources": [to_dict(s) for s in sources.sources] if sources else [],
         }
         if args.json:

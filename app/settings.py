@@ -127,8 +127,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("generation.repeat_penalty", float, 1.1,
             "Local model: how strongly to avoid repeating recent words (1 = not at all).",
             1.0, 2.0),
-    Setting("generation.system_prompt", str, DEFAULT_SYSTEM_PROMPT,
-            "Instructions given to the model before every conversation."),
+    Setting("generation.system_prompt", str, "",
+            "Instructions given to the model before every conversation (empty = the "
+            "instructions of the prompt in generation.prompt)."),
+    Setting("generation.prompt", str, "",
+            "The versioned prompt (ID@VERSION, e.g. hearth-answer@2) that frames "
+            "instructions and passages from your files; empty = the newest default."),
     Setting("knowledge.max_file_mb", int, 20,
             "Files larger than this many megabytes are not indexed.", 1, 4096),
     Setting("knowledge.reconcile_minutes", int, 10,

@@ -31,6 +31,7 @@ class FaultServer:
         self.faults: collections.deque[str] = collections.deque()
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()
+        self.gate = threading.Event()  # "gate": answer normally once this is set
         self._lock = threading.Lock()
         server = self
 
@@ -92,6 +93,11 @@ class FaultServer:
         if fault == "hang_headers":
             self.release.wait(30)
             return
+        if fault == "gate":
+            self.gate.wait(30)
+        if fault.startswith("echo_"):
+            self._echo(h, fault, anthropic)
+            return
         if fault in ("429", "500", "401"):
             status = int(fault)
             payload = json.dumps({"error": {"message": f"fault {status}", "type": "fault"}})
@@ -140,6 +146,39 @@ class FaultServer:
             h.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass  # the client went away: what a cancelled request does
+
+    def _echo(self, h: BaseHTTPRequestHandler, fault: str, anthropic: bool) -> None:
+        """A server that echoes the caller's key back: in a header and a JSON
+        error body ("echo_401", "echo_500"), or in an SSE error event after
+        the stream began ("echo_sse")."""
+        key = (h.headers.get("x-api-key")
+               or (h.headers.get("authorization") or "").removeprefix("Bearer "))
+        message = f"invalid api key {key} (your key: {key})"
+        if fault in ("echo_401", "echo_500"):
+            status = int(fault[-3:])
+            payload = json.dumps({"error": {"message": message, "type": "auth", "key": key}})
+            h.send_response(status)
+            h.send_header("X-Echo-Key", key)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(payload)))
+            h.send_header("Connection", "close")
+            h.end_headers()
+            h.wfile.write(payload.encode())
+            return
+        h.send_response(200)
+        h.send_header("X-Echo-Key", key)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        if anthropic:
+            error = {"type": "error", "error": {"type": "authentication_error",
+                                                "message": message}}
+            h.wfile.write(f"event: error\ndata: {json.dumps(error)}\n\n".encode())
+        else:
+            error = {"error": {"message": message, "type": "invalid_request_error",
+                               "code": key}}
+            h.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
+        h.wfile.flush()
 
     def _openai_events(self) -> list[str]:
         def data(obj: Any) -> str:

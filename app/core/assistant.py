@@ -7,7 +7,6 @@ never loses what was already written.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -47,6 +46,7 @@ from app.core.llm.router import (
 from app.core.models.files import resolve_model_path
 from app.core.models.fit import FITS, Shape, estimate
 from app.core.prompting import ContextChunk, PromptPlan
+from app.core.prompts import load_prompt
 from app.paths import Paths
 from app.settings import Settings
 
@@ -68,6 +68,8 @@ class AskOptions:
     seed: int | None = None
     offline: bool = False
     system_prompt: str | None = None
+    # A versioned prompt ("ID@VERSION") for this question; None: generation.prompt.
+    prompt: str | None = None
     # A routing policy (auto, local-only, remote-first) or a provider's name
     # for this question only; None means the routing.policy setting.
     route: str | None = None
@@ -185,10 +187,14 @@ class Assistant:
         return out
 
     def router(self, opts: AskOptions | None = None) -> Router:
+        """A router for one request, under the network policy of the code
+        that calls this (see `offline.policy`)."""
         opts = opts or AskOptions()
-        remotes = [] if offline.is_enabled() else self.remote_providers()
+        allowed = offline.network_allowed()
+        remotes = self.remote_providers() if allowed else []
         return Router(lambda: self.local_provider(opts.model_path), remotes,
-                      RoutingConfig.from_settings(self.settings), self._breaker)
+                      RoutingConfig.from_settings(self.settings), self._breaker,
+                      allow_network=allowed)
 
     def close(self) -> None:
         with self._lock:
@@ -230,7 +236,7 @@ class Assistant:
             store = self.store
             conv = store.get(conversation_id) if conversation_id else store.create(question)
             history = [
-                ChatMessage(m.role, m.content)  # type: ignore[arg-type]
+                ChatMessage(m.role, m.content, m.local_only)  # type: ignore[arg-type]
                 for m in store.messages(conv.id)
                 if m.status == "complete" and m.role in ("user", "assistant")
             ]
@@ -241,13 +247,15 @@ class Assistant:
         except OSError as exc:
             yield Error(str(exc), "storage")
             return
-        # Offline mode and the local-only policy are one switch: nothing leaves
-        # the machine while this question is answered, enforced by `offline`.
+        # Offline mode and the local-only policy are one switch: nothing this
+        # question does leaves the machine (its own policy, enforced by
+        # `offline`; other questions in flight keep theirs).
         policy = opts.route or self.settings["routing.policy"]
         stay_local = opts.offline or self.settings["network.offline"] or policy in (
             "local-only", "local")
-        with offline.hold() if stay_local else contextlib.nullcontext():
-            yield from self._answer(conv.id, user_msg.id, question, history, opts, cancel)
+        yield from offline.iterate(
+            self._answer(conv.id, user_msg.id, question, history, opts, cancel),
+            allow_network=not stay_local)
 
     def _answer(
         self, conv_id: str, user_msg_id: str, question: str, history: list[ChatMessage],
@@ -263,11 +271,12 @@ class Assistant:
             provider_name, model_name = router.first_choice(opts.route, opts.deep)
             if provider_name == "local":
                 model_name = self._local_name(opts.model_path)
+            prompt = load_prompt(opts.prompt or s["generation.prompt"])
             yield Started(conv_id, user_msg_id, provider_name, model_name)
             system = opts.system_prompt if opts.system_prompt is not None else (
-                s["generation.system_prompt"])
+                s["generation.system_prompt"] or prompt.system)
             context, retrieval_note = self._retrieve(question, opts)
-            plan = PromptPlan(system, tuple(history), question, context)
+            plan = PromptPlan(system, tuple(history), question, context, prompt)
             if context:
                 yield Sources(tuple(c.source() for c in context))
             params = GenParams(
@@ -320,6 +329,10 @@ class Assistant:
             yield Sources(tuple(c.source() for c in kept))
         sources = [asdict(c.source()) for c in kept]
         outcome = "cancelled" if end.finish_reason == "cancelled" else "answered"
+        # An answer the local model wrote from local-only text (passages, or
+        # earlier messages that quote them) may quote it: it is marked too.
+        local_only = answered.provider == "local" and (
+            any(c.local_only for c in kept) or any(m.local_only for m in history))
         yield route
         self.store.add_message(
             conv_id, "assistant", answer,
@@ -329,9 +342,10 @@ class Assistant:
             ttft_s=timings.ttft_s, tokens_per_s=timings.tokens_per_s, total_s=timings.total_s,
             route=asdict(route),
             sources=sources or None,
+            local_only=local_only, prompt_ref=prompt.ref,
         )
         yield Finished(conv_id, user_msg_id, answer, answered.provider, answered.model, usage,
-                       timings, end.finish_reason, tuple(notes))
+                       timings, end.finish_reason, tuple(notes), prompt.ref, local_only)
 
     def _local_name(self, model_path: str | None) -> str:
         try:

@@ -44,6 +44,16 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX messages_by_conversation ON messages(conversation_id, created_at);
         """,
     ),
+    (
+        # local_only: the message holds text from a local-only folder (an
+        # answer built from its passages), so it is never sent to a remote
+        # provider. prompt_ref: the versioned prompt the answer was made with.
+        "0002_message_local_only_and_prompt",
+        """
+        ALTER TABLE messages ADD COLUMN local_only INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE messages ADD COLUMN prompt_ref TEXT
+        """,
+    ),
 )
 
 
@@ -77,11 +87,13 @@ class Message:
     error: str | None = None
     route: Any = None
     sources: Any = None
+    local_only: bool = False
+    prompt_ref: str | None = None
 
 
 _MESSAGE_FIELDS = (
     "model", "provider", "prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s",
-    "total_s", "error",
+    "total_s", "error", "local_only", "prompt_ref",
 )
 
 
@@ -175,6 +187,7 @@ class ConversationStore(SQLiteFile):
         now = time.time()
         msg_id = uuid.uuid4().hex
         values = {k: fields.get(k) for k in _MESSAGE_FIELDS}
+        values["local_only"] = int(bool(values["local_only"]))
         route = json.dumps(fields["route"]) if fields.get("route") is not None else None
         sources = json.dumps(fields["sources"]) if fields.get("sources") is not None else None
         with self.tx() as db:
@@ -229,6 +242,7 @@ def _message(row: sqlite3.Row) -> Message:
     data = dict(row)
     route = data.pop("route_json")
     sources = data.pop("sources_json")
+    data["local_only"] = bool(data.get("local_only"))
     return Message(
         **data,
         route=json.loads(route) if route else None,

@@ -88,6 +88,9 @@ class Route:
     redactions: dict[str, int] = field(default_factory=dict)
     local_only_dropped: int = 0
     cost_usd: float | None = None
+    # Earlier messages of the conversation left out of a remote request
+    # because they quote local-only folders.
+    history_withheld: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ class Finished:
     timings: Timings
     finish_reason: str
     notes: tuple[str, ...] = ()
+    # The versioned prompt the answer was made with ("ID@VERSION").
+    prompt: str = ""
+    # The answer quotes local-only text: it is never sent to a remote provider.
+    local_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -81,19 +81,37 @@ def _require_backend(provider: str) -> None:
 
 
 def get_key(provider: str) -> str | None:
-    """The key for `provider`: the environment variable first, then the keyring."""
+    """The key for `provider`: the environment variable first, then the keyring.
+    Every key read is remembered by the redaction, so it never reaches a log."""
+    from app.core.privacy import remember_secret
+
     from_env = os.environ.get(env_var(provider))
     if from_env:
+        remember_secret(from_env)
         return from_env
     if not backend_status().usable:
         return None
     import keyring
 
     try:
-        return keyring.get_password(SERVICE, provider)
+        key = keyring.get_password(SERVICE, provider)
     except Exception:
         log.exception("reading the key for %s from the keyring failed", provider)
         return None
+    remember_secret(key)
+    return key
+
+
+def check_key(key: str, where: str) -> None:
+    """A key must be printable ASCII without spaces (it goes in an HTTP
+    header); anything else is refused in one sentence that never shows it."""
+    if any(c.isspace() for c in key):
+        raise HearthError(f"The key {where} contains spaces or line breaks; "
+                          "paste only the key.", reason="invalid_request")
+    if not key.isascii() or not key.isprintable():
+        raise HearthError(f"The key {where} contains characters other than plain ASCII "
+                          "letters, digits and punctuation; paste only the key.",
+                          reason="invalid_request")
 
 
 def key_source(provider: str) -> str:
@@ -107,9 +125,7 @@ def set_key(provider: str, key: str) -> None:
     key = key.strip()
     if not key:
         raise HearthError("The key is empty; nothing was stored.", reason="invalid_request")
-    if any(c.isspace() for c in key):
-        raise HearthError("The key contains spaces or line breaks; paste only the key.",
-                          reason="invalid_request")
+    check_key(key, f"for {provider}")
     _require_backend(provider)
     import keyring
 

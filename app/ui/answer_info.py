@@ -24,6 +24,9 @@ class AnswerInfo:
     notes: tuple[str, ...] = ()
     error: str | None = None
     finish_reason: str | None = None
+    # The versioned prompt the answer was made with ("ID@VERSION"; "" before 0002).
+    prompt: str = ""
+    local_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -42,6 +45,7 @@ class AnswerInfo:
             status="cancelled" if event.finish_reason == "cancelled" else "complete",
             route=route, usage=event.usage, timings=event.timings, sources=sources,
             notes=event.notes, finish_reason=event.finish_reason,
+            prompt=event.prompt, local_only=event.local_only,
         )
 
     @classmethod
@@ -54,7 +58,7 @@ class AnswerInfo:
             timings=Timings(ttft_s=msg.ttft_s, total_s=msg.total_s or 0.0,
                             tokens_per_s=msg.tokens_per_s),
             sources=sources_from_list(msg.sources),
-            error=msg.error,
+            error=msg.error, prompt=msg.prompt_ref or "", local_only=msg.local_only,
         )
 
 
@@ -68,7 +72,8 @@ def route_from_dict(data: Any) -> Route | None:
         return Route(str(data.get("policy", "")), attempts, str(data.get("summary", "")),
                      dict(redactions) if isinstance(redactions, dict) else {},
                      int(data.get("local_only_dropped") or 0),
-                     float(cost) if isinstance(cost, int | float) else None)
+                     float(cost) if isinstance(cost, int | float) else None,
+                     int(data.get("history_withheld") or 0))
     except TypeError:
         return None
 

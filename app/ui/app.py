@@ -44,6 +44,9 @@ class HearthApp(QObject):
         super().__init__()
         self.settings = settings
         self.paths = paths
+        # Offline mode holds from start-up, not only once the setting changes.
+        if settings["network.offline"]:
+            offline.enable()
         # The index process writes the index and answers the assistant's
         # searches, so this process never runs Chroma.
         self.index = IndexService(settings, paths, self)

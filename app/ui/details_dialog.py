@@ -21,6 +21,16 @@ def details_html(info: AnswerInfo) -> str:
         ("Status", {"complete": "complete", "cancelled": "stopped",
                     "error": "failed"}.get(info.status, info.status)),
     ]
+    if info.prompt:
+        rows.append(("Prompt", info.prompt))
+    if info.local_only:
+        rows.append(("Local only", "quotes files from a local-only folder; never sent to "
+                                   "a remote provider"))
+    r = info.route
+    if r is not None and (r.history_withheld or r.local_only_dropped) and not info.notes:
+        # A stored answer (its notes are not kept): say it from the route.
+        rows.append(("Not sent", f"{r.history_withheld} earlier messages and "
+                                 f"{r.local_only_dropped} passages from local-only folders"))
     reason = fallback_reason(info.route)
     if reason:
         rows.append(("Fell back because", reason))

@@ -23,6 +23,20 @@ def test_ask_json_has_every_field() -> None:
         assert key in data["timings"]
     assert data["provider"] == "local" and data["answer"]
     assert data["timings"]["completion_tokens"] > 0 and data["timings"]["ttft_s"] > 0
+    from app.core.prompts import load_prompt
+
+    assert data["prompt"] == load_prompt().ref and data["local_only"] is False
+
+
+def test_ask_with_a_versioned_prompt_and_an_unknown_one() -> None:
+    r = run_hearth("ask", "Say hi.", "--json", "--max-tokens", "4", "--offline",
+                   "--prompt", "hearth-answer@1")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["prompt"] == "hearth-answer@1"
+    bad = run_hearth("ask", "Say hi.", "--max-tokens", "4", "--offline", "--prompt", "nope@3")
+    assert bad.returncode == 1
+    assert "There is no prompt 'nope@3'; available: hearth-answer@1, hearth-answer@2" in (
+        bad.stderr)
 
 
 def test_ask_streams_text_and_a_summary_line_then_continues() -> None:

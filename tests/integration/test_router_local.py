@@ -197,11 +197,13 @@ def test_local_only_sends_nothing_even_with_providers_configured(
 
 
 def test_offline_is_held_while_a_local_only_answer_streams(assistant: Assistant) -> None:
+    # The question's own policy: the backstop is on while it streams, but the
+    # code consuming the stream keeps its own (network allowed) policy.
     seen = []
     for _ in assistant.ask("Say hi.", None, AskOptions(max_tokens=4, route="local-only")):
-        seen.append(offline.is_enabled())
-    assert seen and all(seen)
-    assert not offline.is_enabled()
+        seen.append((offline.backstop_installed(), offline.network_allowed()))
+    assert seen and all(installed and allowed for installed, allowed in seen)
+    assert not offline.is_enabled() and not offline.backstop_installed()
 
 
 def test_an_unknown_route_is_one_sentence(assistant: Assistant) -> None:

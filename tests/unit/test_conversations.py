@@ -84,3 +84,26 @@ def test_delete_messages_from_drops_that_message_and_later_ones(store: Conversat
     assert [m.content for m in store.messages(other.id)] == ["untouched"]
     with pytest.raises(HearthError, match="No message has the id"):
         store.delete_messages_from(other.id, q1.id)
+
+
+def test_an_old_store_gains_the_local_only_mark_and_prompt(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    name, sql = MIGRATIONS[0]
+    db.executescript(sql)
+    db.execute("INSERT INTO migrations VALUES (?, 0)", (name,))
+    db.execute("INSERT INTO conversations VALUES ('c1', 'old', 0, 0)")
+    db.execute("INSERT INTO messages (id, conversation_id, role, content, created_at) "
+               "VALUES ('m1', 'c1', 'assistant', 'an old answer', 0)")
+    db.commit()
+    db.close()
+    s = ConversationStore(path)
+    old = s.messages("c1")[0]
+    assert old.content == "an old answer" and old.local_only is False and old.prompt_ref is None
+    new = s.add_message("c1", "assistant", "quotes a diary", local_only=True,
+                        prompt_ref="hearth-answer@2")
+    assert (new.local_only, new.prompt_ref) == (True, "hearth-answer@2")
+    s.close()

@@ -27,7 +27,9 @@ CASES = [
     ("password", 'password: "correct-horse-battery"'),
     ("private_key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"),
     ("slack_token", "xoxb-1234567890-abcdefghij"),
-    ("high_entropy_token", "token 9fQ2xL7pR4vT8kW1zN6bC3mJ5hD0gS2aY7eU4iO1"),
+    ("high_entropy_string", "token 9fQ2xL7pR4vT8kW1zN6bC3mJ5hD0gS2aY7eU4iO1"),
+    ("password", "DB_PASSWORD=hunter2"),
+    ("password", "passphrase = correct horse battery staple"),
 ]
 
 

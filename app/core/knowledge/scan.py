@@ -1,6 +1,11 @@
 """Which files of a watched folder are indexed: default skips (hidden
 folders, .git, node_modules, virtualenvs, build output, binary types),
-`.gitignore` files, and the folder's own include/exclude globs."""
+`.gitignore` files, and the folder's own include/exclude globs.
+
+Symlinks are followed only while they stay inside the folder: a link whose
+target lies outside it (another folder, perhaps a local-only one) is not
+indexed as part of this folder, so a folder's rules always apply to the
+files really in it."""
 
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec | None:
 class FolderRules:
     def __init__(self, folder: Folder) -> None:
         self.root = folder.path
+        self.real_root = os.path.realpath(folder.path)
         self.include = _spec(folder.include)
         self.exclude = _spec(folder.exclude)
         self._ignore_cache: dict[str, tuple[float, pathspec.PathSpec | None]] = {}
@@ -72,10 +78,20 @@ class FolderRules:
         # A virtualenv by any name.
         return os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
+    def leaves_folder(self, path: str) -> bool:
+        """True when `path`, with every symlink on the way resolved, lies
+        outside the folder (a link out of it): such a path is not indexed."""
+        real = os.path.realpath(path)
+        return not (real == self.real_root
+                    or real.startswith(self.real_root.rstrip(os.sep) + os.sep))
+
     def wanted(self, path: str) -> str | None:
         """The loader kind for `path` if it is to be indexed, else None. Looks
-        at the name only (and the .gitignore files above it), not the content."""
+        at the name (and the .gitignore files above it), not the content, and
+        refuses paths that symlinks lead out of the folder."""
         if not self.contains(path) or path == self.root:
+            return None
+        if self.leaves_folder(path):
             return None
         rel = os.path.relpath(path, self.root)
         parts = rel.split(os.sep)
@@ -177,6 +193,9 @@ class FolderRules:
                     yield Problem(e.path, "symlink loop: the folder links back to a folder "
                                           "above it, so it is not followed")
                     continue
+                if e.is_symlink() and self.leaves_folder(e.path):
+                    yield Problem(e.path, _OUTSIDE)
+                    continue
                 yield from self._walk(e.path, child_rel, ignores, ancestors | {real})
                 continue
             kind = self._by_name(child_rel)
@@ -194,7 +213,14 @@ class FolderRules:
                 continue
             if not stat_mod.S_ISREG(st.st_mode):
                 continue  # sockets, FIFOs, devices: never read
+            if e.is_symlink() and self.leaves_folder(e.path):
+                yield Problem(e.path, _OUTSIDE)
+                continue
             yield Entry(e.path, kind, st.st_size, st.st_mtime_ns)
+
+
+_OUTSIDE = ("symlink to outside the folder: not followed, so the target's own folder "
+            "rules (local-only, excludes) stay in force")
 
 
 def _ignored(ignores: list[tuple[str, Any]], rel: str, is_dir: bool) -> bool:

@@ -28,6 +28,7 @@ from app.core.errors import (
     HearthError,
     ModelLoadError,
 )
+from app.core.llm.control_tokens import ControlTokens
 from app.core.llm.provider import (
     CancelToken,
     Capabilities,
@@ -165,6 +166,7 @@ class LocalProvider:
         self._loaded: LoadedModel | None = None
         self._metadata: ModelMetadata | None = None
         self._formatter: Any = None
+        self._controls = ControlTokens(())
         self._active_cancel: CancelToken | None = None
         self._abort_cb: Any = None
         self._abort_on = False
@@ -222,11 +224,37 @@ class LocalProvider:
 
         return self._submit(work).result()
 
+    def prompt_tokens(self, messages: tuple[ChatMessage, ...]) -> list[int]:
+        """The token ids these messages become (for inspection and tests)."""
+        def work() -> list[int]:
+            self._ensure_loaded()
+            return self._format(messages)[0]
+
+        return self._submit(work).result()
+
+    def control_tokens(self) -> ControlTokens:
+        """The loaded model's control tokens (loads the model)."""
+        def work() -> ControlTokens:
+            self._ensure_loaded()
+            return self._controls
+
+        return self._submit(work).result()
+
+    def token_id(self, text: str) -> int | None:
+        """The id of `text` when it is one special token of the vocabulary."""
+        def work() -> int | None:
+            self._ensure_loaded()
+            assert self._llm is not None
+            ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            return ids[0] if len(ids) == 1 else None
+
+        return self._submit(work).result()
+
     def format_prompt(self, messages: tuple[ChatMessage, ...]) -> str:
         """The prompt text the chat template produces (for inspection and tests)."""
         def work() -> str:
             self._ensure_loaded()
-            return self._render(messages).prompt
+            return self._render(self._escaped(messages)).prompt
 
         return self._submit(work).result()
 
@@ -352,13 +380,16 @@ class LocalProvider:
         self._llm = llm
         self._metadata = meta
         self._formatter = self._make_formatter(llm, meta)
+        self._controls = control_tokens(llm)
         import llama_cpp
 
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         self._loaded = LoadedModel(
             path=cfg.path,
             name=cfg.path.stem,
-            n_ctx=llm.n_ctx(),
+            # llama.cpp may round the context up (640 -> 768) while
+            # llama-cpp-python's token buffer keeps the size asked for.
+            n_ctx=min(llm.n_ctx(), len(llm.input_ids)),
             n_ctx_train=meta.context_length,
             gpu_layers=gpu_layers,
             threads=threads,
@@ -420,12 +451,39 @@ class LocalProvider:
                 f"The model's chat template could not format this conversation: {exc}."
             ) from exc
 
+    def _escaped(self, messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+        escape = self._controls.escape
+        return tuple(ChatMessage(m.role, escape(m.content)) for m in messages)
+
     def _format(self, messages: tuple[ChatMessage, ...]) -> tuple[list[int], Any]:
-        assert self._llm is not None
-        result = self._render(messages)
-        tokens = self._llm.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-        )
+        """The prompt's tokens. The template's own markup is tokenised with
+        special tokens on; every message's text (escaped) with them off, so
+        no text from a file, a question or an earlier answer becomes a
+        control token."""
+        llm = self._llm
+        assert llm is not None
+        messages = self._escaped(messages)
+        marks = [f"{_MARK_OPEN}{i}{_MARK_CLOSE}" for i in range(len(messages))]
+        result = self._render(tuple(ChatMessage(m.role, mark)
+                                    for m, mark in zip(messages, marks, strict=True)))
+        pieces = _split_marks(result.prompt, marks)
+        if pieces is None:
+            # A template that looks inside the text (rare): render the real
+            # text, which is escaped already, so special tokens stay safe.
+            result = self._render(messages)
+            return llm.tokenize(result.prompt.encode("utf-8"),
+                                add_bos=not result.added_special, special=True), result
+        tokens: list[int] = []
+        for i, markup in enumerate(pieces):
+            if markup:
+                tokens += llm.tokenize(markup.encode("utf-8"),
+                                       add_bos=i == 0 and not result.added_special,
+                                       special=True)
+            elif i == 0 and not result.added_special:
+                tokens += llm.tokenize(b"", add_bos=True, special=True)
+            if i < len(messages) and messages[i].content:
+                tokens += llm.tokenize(messages[i].content.encode("utf-8"),
+                                       add_bos=False, special=False)
         return tokens, result
 
     # The abort callback runs inside llama.cpp's compute threads; it only reads
@@ -526,6 +584,47 @@ class LocalProvider:
             if tail:
                 emit(TextDelta(tail))
         emit(StreamEnd(finish, len(tokens), produced, loaded.name, tuple(notes)))
+
+
+# Placeholders for the messages' text while the template is rendered
+# (private-use characters, which no template changes and no file holds).
+_MARK_OPEN, _MARK_CLOSE = "\ue000hearth:", "\ue001"
+
+
+def _split_marks(prompt: str, marks: list[str]) -> list[str] | None:
+    """The template's markup around each placeholder, in order, or None when
+    the template did not place each exactly once, in order."""
+    positions = [prompt.find(mark) for mark in marks]
+    if any(prompt.count(mark) != 1 for mark in marks) or positions != sorted(positions):
+        return None
+    pieces: list[str] = []
+    start = 0
+    for mark, pos in zip(marks, positions, strict=True):
+        pieces.append(prompt[start:pos])
+        start = pos + len(mark)
+    pieces.append(prompt[start:])
+    return pieces
+
+
+def control_tokens(llm: Llama) -> ControlTokens:
+    """The control (and markup-like user-defined) tokens of the loaded
+    model's vocabulary, read from the model itself."""
+    import llama_cpp
+
+    vocab = llm._model.vocab
+    control: list[str] = []
+    user: list[str] = []
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        attr = llama_cpp.llama_vocab_get_attr(vocab, token)
+        if attr & (llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN):
+            control.append(_token_text(llm, token))
+        elif attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED:
+            user.append(_token_text(llm, token))
+    return ControlTokens(control, user)
+
+
+def _token_text(llm: Llama, token: int) -> str:
+    return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
 
 def _is_eog(llm: Llama, token: int) -> bool:

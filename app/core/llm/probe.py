@@ -7,7 +7,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from app.core import secrets
+from app.core import offline, secrets
 from app.core.llm.provider import CancelToken, TextDelta
 from app.core.llm.registry import get_provider
 from app.paths import Paths
@@ -39,6 +39,8 @@ class ProbeResult:
             ttft = f"first token in {self.ttft_s:.2f} s, " if self.ttft_s else ""
             return (f"{self.provider} works: {self.model} answered {self.reply!r} "
                     f"({ttft}{self.total_s:.2f} s in all).")
+        if self.reason == "offline":
+            return self.error
         if self.reason == "auth_failed":
             code = f"{self.status} {STATUS_WORDS.get(self.status or 0, '')}".strip() \
                 if self.status else "unauthorized"
@@ -62,6 +64,12 @@ def probe_provider(settings: Settings, paths: Paths, name: str,
     from app.core.prompting import PromptPlan
 
     get_provider(paths, name)
+    # The test is one request like any other: offline mode (the setting, or
+    # the process's) means nothing is sent, and the router is not even built.
+    if settings["network.offline"] or not offline.network_allowed():
+        return ProbeResult(False, name, reason="offline",
+                           error=f"Hearth is offline, so nothing was sent to {name}; turn "
+                                 "offline mode off (network.offline) to test it.")
     assistant = Assistant(settings, paths)
     try:
         router = assistant.router()

@@ -19,6 +19,9 @@ Role = Literal["system", "user", "assistant"]
 class ChatMessage:
     role: Role
     content: str
+    # Holds text from a local-only folder (a passage, or an answer built from
+    # one): never sent to a remote provider.
+    local_only: bool = False
 
 
 @dataclass(frozen=True)

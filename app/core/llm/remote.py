@@ -54,6 +54,11 @@ class RemoteProviderBase:
             if self._client is None:
                 import httpx2
 
+                from app.core.secrets import check_key
+
+                if self._key:
+                    check_key(self._key, f"for {self.name}")
+
                 self._client = self._make_client(
                     # Servers without keys (llama.cpp, Ollama) ignore this value.
                     api_key=self._key or "no-key",

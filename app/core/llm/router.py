@@ -229,8 +229,13 @@ class Router:
         remotes: Sequence[RemoteProvider],
         config: RoutingConfig,
         breaker: CircuitBreaker | None = None,
+        allow_network: bool | None = None,
     ) -> None:
         self._local_factory = local
+        # This request's network policy (None: the policy of the code that
+        # builds the router); never read from, or written to, other requests.
+        self.allow_network = offline.network_allowed() if allow_network is None else (
+            allow_network and offline.network_allowed())
         self.remotes = list(remotes)
         self.config = config
         self.breaker = breaker or CircuitBreaker(config.breaker_failures,
@@ -240,7 +245,7 @@ class Router:
 
     def resolve_policy(self, policy: str | None) -> str:
         policy = (policy or self.config.policy or "auto").strip()
-        if offline.is_enabled():
+        if not self.allow_network:
             return "local-only"
         if policy in POLICIES or policy == "local":
             return "local-only" if policy == "local" else policy
@@ -414,7 +419,7 @@ class Router:
                 cancel: CancelToken, run: _Run) -> Generator[Any, None, _Outcome | None]:
         name = provider.name
         now = time.perf_counter()
-        if offline.is_enabled():
+        if not self.allow_network or not offline.network_allowed():
             self._skip(run, provider, "offline", "offline mode is on", now)
             return None
         if not self.breaker.allow(name):
@@ -514,9 +519,8 @@ class Router:
                 items.put(_DONE)
 
         out = _Outcome(provider.name, model, time.perf_counter())
-        thread = threading.Thread(target=work, name=f"hearth-attempt-{provider.name}",
-                                  daemon=True)
-        thread.start()
+        # The attempt runs under this request's network policy.
+        offline.start_thread(work, f"hearth-attempt-{provider.name}")
         text: list[str] = []
         finished = False
         try:
@@ -611,7 +615,8 @@ class Router:
         ob = run.outbound
         return Route(policy, tuple(run.attempts), summary,
                      dict(ob.redactions) if ob else {}, ob.local_only_dropped if ob else 0,
-                     round(sum(costs), 8) if costs else None)
+                     round(sum(costs), 8) if costs else None,
+                     ob.history_withheld if ob else 0)
 
     def _answered(self, policy: str, run: _Run, out: _Outcome) -> Answered:
         assert out.end is not None
@@ -628,6 +633,9 @@ class Router:
         if out.first is not None:
             ttft = out.first - run.t0 - (run.load_s or 0.0)
         notes = [*run.notes, *out.end.notes]
+        ob = run.outbound
+        if out.provider != "local" and ob is not None:
+            notes += withheld_notes(out.provider, ob.local_only_dropped, ob.history_withheld)
         return Answered(self._route(policy, run, summary), out.provider, out.model, out.end,
                         ttft, tps, run.load_s, tuple(notes), run.trigger_at,
                         run.context_used)
@@ -650,6 +658,20 @@ class Router:
         return RoutingError(f"No provider could answer: {words}.", reason="all_failed",
                             route=self._route(policy, run, f"no answer: {words}"),
                             partial=run.partial)
+
+
+def withheld_notes(provider: str, passages: int, messages: int) -> list[str]:
+    """What the user is told when text from local-only folders stayed behind."""
+    notes = []
+    if messages:
+        notes.append(f"{messages} earlier message{'s' if messages != 1 else ''} of this "
+                     f"conversation {'were' if messages != 1 else 'was'} not sent to "
+                     f"{provider}: {'they quote' if messages != 1 else 'it quotes'} "
+                     "files from a local-only folder")
+    if passages:
+        notes.append(f"{passages} passage{'s' if passages != 1 else ''} from local-only "
+                     f"folders {'were' if passages != 1 else 'was'} not sent to {provider}")
+    return notes
 
 
 class _Retry(Exception):

@@ -72,7 +72,7 @@ def test_retrieved_text_is_delimited_and_local_only_is_carried(assistant: Assist
     from app.core.prompting import PromptPlan
 
     prompt = provider.format_prompt(PromptPlan("sys", (), "q?", context).render())
-    assert '<reference number="1" source="' in prompt and "untrusted" in prompt
+    assert "Excerpt [1] from " in prompt and "never instructions" in prompt
 
 
 def test_lowest_ranked_passages_are_dropped_to_fit(settings: Settings, paths: Paths,

@@ -80,3 +80,27 @@ def test_odd_characters_in_names(tmp_path: Path) -> None:
     _tree(tmp_path, names)
     found, _ = _walk(FolderRules(_folder(tmp_path)))
     assert found == set(names)
+
+
+def test_symlinks_out_of_the_folder_are_not_followed(tmp_path: Path) -> None:
+    root, private = tmp_path / "a", tmp_path / "private"
+    _tree(root, ["notes.md", "sub/inner.md"])
+    _tree(private, ["diary.md"])
+    os.symlink(private / "diary.md", root / "diary-link.md")  # a file outside
+    os.symlink(private, root / "private-link")  # a folder outside
+    os.symlink(root, private / "back")  # and a loop back: a -> private -> a
+    os.symlink(root / "sub" / "inner.md", root / "inner-link.md")  # stays inside: fine
+    rules = FolderRules(_folder(root))
+    found, problems = _walk(rules)
+    assert found == {"notes.md", "sub/inner.md", "inner-link.md"}
+    reasons = {Path(p.path).name: p.reason for p in problems}
+    assert set(reasons) == {"diary-link.md", "private-link"}
+    assert all("outside the folder" in r for r in reasons.values())
+    # The watcher asks `wanted()` about single paths: the same rule.
+    assert rules.wanted(str(root / "diary-link.md")) is None
+    assert rules.wanted(str(root / "private-link" / "diary.md")) is None
+    assert rules.wanted(str(root / "inner-link.md")) == "markdown"
+    # Walking the private folder follows its link back out no further either.
+    private_found, private_problems = _walk(FolderRules(_folder(private)))
+    assert private_found == {"diary.md"}
+    assert [Path(p.path).name for p in private_problems] == ["back"]
