@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.core.knowledge import progress as ev
+from app.core.knowledge.chunker import CHUNKER_VERSION
 from app.core.knowledge.embedder import MiniLMEmbedder
 from app.core.knowledge.indexer import Indexer
 from app.core.knowledge.location import has_folders as has_folders
@@ -131,12 +132,28 @@ class KnowledgeBase:
                 db.execute("UPDATE files SET status = 'pending', hash = NULL, chunk_count = 0")
         self.vectors = VectorStore(client, name)
         self.manifest.set_meta("embedder_id", self.embedder.id)
+        self.rechunking = self._upgrade_chunks()
         # "0" while a writer has the index open: finding it at start means the
         # last writer died mid-way, so the manifest and Chroma are compared.
         # A batch left "indexing" (an exception or Ctrl+C mid-way) needs the same.
         self.needs_repair = self.manifest.get_meta("writer_clean") == "0" or bool(
             self.manifest.query("SELECT 1 FROM files WHERE status = 'indexing' LIMIT 1"))
         self.manifest.set_meta("writer_clean", "0")
+
+    def _upgrade_chunks(self) -> int:
+        """When passages are now cut differently, every indexed file is read
+        again by the next reconcile; until then its old passages still answer,
+        and passages that come out the same keep their vectors. Returns how
+        many files were queued."""
+        version = str(CHUNKER_VERSION)
+        if self.manifest.get_meta("chunker_version") == version:
+            return 0
+        queued = self.manifest.mark_all_for_rereading()
+        self.manifest.set_meta("chunker_version", version)
+        if queued:
+            log.info("passages are cut differently now (version %s): %d files will be read "
+                     "again", version, queued)
+        return queued
 
     def close(self) -> None:
         if self._indexer is not None:

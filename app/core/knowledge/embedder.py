@@ -151,17 +151,26 @@ class MiniLMEmbedder:
         return [len(e.ids) for e in encs]
 
     def split(self, text: str, max_tokens: int) -> list[str]:
+        """Pieces of at most `max_tokens` tokens that join back into `text`,
+        cut between words: only a run of more than half a piece without a
+        space (a long URL, base64) is cut between tokens."""
         enc = self.tokenizer.encode(text, add_special_tokens=False)
         offsets = enc.offsets
         if len(offsets) <= max_tokens:
             return [text]
         pieces: list[str] = []
-        start_char = 0
-        for i in range(max_tokens, len(offsets), max_tokens):
-            # Cut where token i starts, so no token straddles two pieces.
-            cut = offsets[i][0]
-            pieces.append(text[start_char:cut])
-            start_char = cut
+        start_tok, start_char = 0, 0
+        while len(offsets) - start_tok > max_tokens:
+            # Token `cut` opens the next piece; prefer one that starts a word.
+            cut = start_tok + max_tokens
+            for i in range(cut, start_tok + max(1, max_tokens // 2), -1):
+                s = offsets[i][0]
+                if s > start_char and text[s - 1].isspace():
+                    cut = i
+                    break
+            cut_char = offsets[cut][0]
+            pieces.append(text[start_char:cut_char])
+            start_tok, start_char = cut, cut_char
         pieces.append(text[start_char:])
         return [p for p in pieces if p.strip()]
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from app.core.knowledge import progress as ev
-from app.core.knowledge.chunker import Chunk, chunk_document
+from app.core.knowledge.chunker import Chunk, chunk_document, document_title
 from app.core.knowledge.embedder import Embedder
 from app.core.knowledge.loaders import LoadError, NotTextError, kind_of, load
 from app.core.knowledge.scan import Entry, FolderRules, Problem
@@ -77,6 +77,8 @@ class _Prepared:
     chunks: list[Chunk]
     ids: list[str]
     record: FileRecord | None
+    title: str = ""
+    body: str = ""
     old_ids: set[str] = field(default_factory=set)
 
 
@@ -353,7 +355,8 @@ class Indexer:
                                  size=after.st_size, mtime_ns=after.st_mtime_ns, hash=digest)
             return None
         return _Prepared(folder, path, doc.kind, after.st_size, after.st_mtime_ns, digest,
-                         chunks, chunk_ids(path, chunks), rec)
+                         chunks, chunk_ids(path, chunks), rec, document_title(chunks),
+                         "\n".join(seg.text for seg in doc.segments))
 
     def _record_problem(self, folder: Folder, path: str, status: str, reason: str,
                         stats: ev.Stats, progress: ev.Progress, **fields: Any) -> None:
@@ -366,6 +369,7 @@ class Indexer:
                     db, folder.id, path, status=status, error=reason, chunk_count=0,
                     kind=kind_of(path), indexed_at=time.time(), **fields)
                 self.manifest.replace_chunks(db, file_id, [], [])
+                self.manifest.set_document(db, file_id, None, None)
         if status == IGNORED:
             return
         if status == SKIPPED:
@@ -437,6 +441,7 @@ class Indexer:
                         hash=p.hash, status=INDEXED, error=None, chunk_count=len(p.chunks),
                         indexed_at=now)
                     self.manifest.replace_chunks(db, file_id, p.ids, p.chunks)
+                    self.manifest.set_document(db, file_id, p.title, p.body)
         embedded_per_file: dict[str, int] = {}
         for row in to_embed:
             embedded_per_file[new[row][0].path] = embedded_per_file.get(new[row][0].path, 0) + 1

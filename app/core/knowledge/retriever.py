@@ -1,13 +1,20 @@
 """Hybrid retrieval: vector similarity from Chroma and BM25 keywords from
-SQLite FTS5, fused by reciprocal rank, optionally diversified with MMR, then
-returned with path, lines/page and scores for citing."""
+SQLite FTS5, fused per file, then returned as each file's best passages with
+path, lines/page and scores for citing.
+
+Files, not passages, are ranked: a file's vector score is its best passage's
+cosine, its keyword score its best passage's BM25. Each side's scores are
+scaled to 0..1 over its candidates and the two are mixed (a convex
+combination, which keeps how far apart two files are where rank fusion keeps
+only their order). Each file then brings its best passages.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +24,11 @@ import numpy as np
 from app.core.knowledge.embedder import Embedder
 from app.core.knowledge.store import Manifest, VectorStore
 
-RRF_K = 60
+# The vector side's share of a file's fused score (the keyword side has the rest).
+VECTOR_WEIGHT = 0.5
+# Passages each side brings at least, whatever k: the ranking of the first
+# results must not depend on how many are asked for.
+CANDIDATES = 100
 MMR_LAMBDA = 0.7
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words too common to say anything as keywords (the vectors still see them).
@@ -38,7 +49,7 @@ class Result:
     start_line: int | None
     end_line: int | None
     page: int | None
-    score: float  # fused score (higher is better)
+    score: float  # its file's fused score, 0..1 (higher is better)
     vector_score: float | None  # cosine similarity, when found by vector
     keyword_score: float | None  # BM25 (higher is better), when found by keyword
     folder_id: int
@@ -95,67 +106,104 @@ class Retriever:
 
     def search(self, question: str, k: int = 8, *, folders: Sequence[int] | None = None,
                kinds: Sequence[str] | None = None, path_glob: str | None = None,
-               mmr: bool = True) -> list[Result]:
+               mmr: bool = False, per_file: int = 1) -> list[Result]:
+        """The best files for the question, each with up to `per_file` of its
+        passages (best first); at most `k` passages in all."""
         question = question.strip()
         if not question or k < 1:
             return []
-        n = max(4 * k, 24) * (5 if path_glob else 1)
+        n = max(4 * k, CANDIDATES) * (5 if path_glob else 1)
         vecs: dict[str, np.ndarray] = {}
         # The keyword search (SQLite) runs beside the query's embedding and the
         # vector search (onnxruntime, Chroma); all three release the GIL.
         keyword_job = _pool().submit(self._keyword, question, n, folders, kinds)
         qv: np.ndarray | None = None
+        vector_ids: list[str] = []
         try:
             if self.vectors is not None:
                 qv = self.embed_query(question)
-                ids, _dists, embs = self.vectors.query(qv, n, _where(folders, kinds))
-                vecs.update(zip(ids, embs, strict=True))
+                vector_ids, _dists, embs = self.vectors.query(qv, n, _where(folders, kinds))
+                vecs.update(zip(vector_ids, embs, strict=True))
         finally:
-            keyword = keyword_job.result()
+            keyword, documents = keyword_job.result()
+        doc_score = {path: -bm25 for path, bm25 in documents}
+        kw_score = {cid: -bm25 for cid, bm25 in keyword}
+        hits = self.manifest.hits(list({**dict.fromkeys(vector_ids), **kw_score}))
+        # Documents found as a whole, none of whose passages was found, bring
+        # their passages (the best is chosen by cosine below).
+        seen = {h.path for h in hits.values()}
+        unseen = [p for p in doc_score if p not in seen]
+        if unseen:
+            extra = [c for ids in self.manifest.chunk_ids_of_paths(unseen).values() for c in ids]
+            hits.update(self.manifest.hits(extra))
+        candidates = list(hits)
         if self.vectors is not None:
             # Keyword hits the vector index did not return get their vectors
-            # too, and the vector ranking is made by exact cosine over both: an
+            # too, and the vector side is scored by exact cosine over all: an
             # approximate (HNSW) search can miss a close chunk, e.g. next to
             # thousands of near-duplicate ones, and this puts it back.
-            missing = [cid for cid, _ in keyword if cid not in vecs]
+            missing = [cid for cid in candidates if cid not in vecs]
             if missing:
                 vecs.update(self.vectors.vectors(missing))
         sims = {cid: float(v @ qv) for cid, v in vecs.items()} if qv is not None else {}
-        fused: dict[str, float] = {}
-        for rank, cid in enumerate(sorted(sims, key=lambda c: sims[c], reverse=True)[:n]):
-            fused[cid] = 1.0 / (RRF_K + rank + 1)
-        kw_score: dict[str, float] = {}
-        for rank, (cid, bm25) in enumerate(keyword):
-            fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-            kw_score[cid] = -bm25
-        if not fused:
-            return []
-        ranked = sorted(fused, key=lambda c: fused[c], reverse=True)
-        hits = self.manifest.hits(ranked)
-        ranked = [c for c in ranked if c in hits]
         if path_glob:
-            ranked = [c for c in ranked if _glob_match(hits[c].path, path_glob)]
-        if mmr and qv is not None and len(ranked) > k:
-            ranked = _mmr(ranked, fused, vecs, k)
-        out = []
-        for cid in ranked[:k]:
-            h = hits[cid]
-            out.append(Result(cid, h.path, h.text, h.start_line, h.end_line, h.page, fused[cid],
-                              sims.get(cid), kw_score.get(cid), h.folder_id, h.local_only))
+            hits = {c: h for c, h in hits.items() if _glob_match(h.path, path_glob)}
+        if not hits:
+            return []
+        # Passages scored by the same mix, to choose and order each file's own.
+        p_vec = _scaled({c: sims.get(c) for c in hits}, vector_ids)
+        p_kw = _scaled({c: kw_score.get(c) for c in hits})
+        passage = {c: VECTOR_WEIGHT * p_vec.get(c, 0.0) + (1 - VECTOR_WEIGHT) * p_kw.get(c, 0.0)
+                   for c in hits}
+        by_file: dict[str, list[str]] = {}
+        for c in sorted(hits, key=lambda c: passage[c], reverse=True):
+            by_file.setdefault(hits[c].path, []).append(c)
+        # The vector side is scaled over the files its own search found; a file
+        # found only by keyword is placed on that scale by its exact cosine.
+        found = {hits[c].path for c in vector_ids if c in hits}
+        f_vec = _scaled({f: max((sims[c] for c in cs if c in sims), default=None)
+                         for f, cs in by_file.items()}, found)
+        # Keywords rank whole documents; an index cut before documents were
+        # kept whole ranks files by their best passage instead.
+        f_kw = _scaled({f: doc_score.get(f) for f in by_file} if doc_score else
+                       {f: max((kw_score[c] for c in cs if c in kw_score), default=None)
+                        for f, cs in by_file.items()})
+        fused = {f: VECTOR_WEIGHT * f_vec.get(f, 0.0) + (1 - VECTOR_WEIGHT) * f_kw.get(f, 0.0)
+                 for f in by_file}
+        files = sorted(by_file, key=lambda f: fused[f], reverse=True)
+        if mmr and qv is not None and len(files) > 1:
+            best = {f: by_file[f][0] for f in files}
+            order = _mmr([best[f] for f in files], {best[f]: fused[f] for f in files}, vecs,
+                         len(files))
+            files = [hits[c].path for c in order]
+        out: list[Result] = []
+        for f in files:
+            for cid in by_file[f][:max(1, per_file)]:
+                h = hits[cid]
+                out.append(Result(cid, h.path, h.text, h.start_line, h.end_line, h.page,
+                                  fused[f], sims.get(cid), kw_score.get(cid), h.folder_id,
+                                  h.local_only))
+                if len(out) >= k:
+                    return out
         return out
 
-
     def _keyword(self, question: str, n: int, folders: Sequence[int] | None,
-                 kinds: Sequence[str] | None) -> list[tuple[str, float]]:
+                 kinds: Sequence[str] | None
+                 ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """BM25 hits among passages (chunk ids) and among whole documents
+        (file paths)."""
         words = keywords(question)
         if not words:
-            return []
+            return [], []
         total, freqs = self.manifest.doc_freqs(words)
         kept = [w for w in words if 0 < freqs[w] <= COMMON_SHARE * total]
         if not kept:  # only common words: the rarest one still says something
             kept = sorted((w for w in words if freqs[w]), key=lambda w: freqs[w])[:1]
         q = fts_query(kept)
-        return self.manifest.keyword_search(q, n, folders, kinds) if q else []
+        if not q:
+            return [], []
+        return (self.manifest.keyword_search(q, n, folders, kinds),
+                self.manifest.document_search(q, n, folders, kinds))
 
 
 _executor: ThreadPoolExecutor | None = None
@@ -186,6 +234,20 @@ def _glob_match(path: str, pattern: str) -> bool:
     if "/" not in pattern:
         return fnmatch.fnmatch(path.rsplit("/", 1)[-1], pattern)
     return fnmatch.fnmatch(path, pattern if pattern.startswith(("/", "*")) else "*/" + pattern)
+
+
+def _scaled(scores: Mapping[str, float | None], over: Collection[str] | None = None
+            ) -> dict[str, float]:
+    """Scores scaled to 0..1 (min-max) over the candidates in `over` (all that
+    have a score when None); others are placed on that scale and clipped."""
+    vals = {c: v for c, v in scores.items() if v is not None}
+    ref = [v for c, v in vals.items() if over is None or c in over] or list(vals.values())
+    if not ref:
+        return {}
+    lo, hi = min(ref), max(ref)
+    if hi <= lo:
+        return {c: 1.0 if v >= hi else 0.0 for c, v in vals.items()}
+    return {c: min(1.0, max(0.0, (v - lo) / (hi - lo))) for c, v in vals.items()}
 
 
 def _mmr(ranked: list[str], fused: dict[str, float], vecs: dict[str, np.ndarray], k: int

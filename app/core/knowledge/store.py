@@ -84,7 +84,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         END
         """,
     ),
+    (
+        "0002_documents_fts",
+        # Whole documents for keyword ranking of files (BM25 over a title and a
+        # body field): one passage rarely holds all of a question's words.
+        """
+        CREATE VIRTUAL TABLE documents_fts USING fts5(
+            title, body, tokenize='porter unicode61'
+        );
+        CREATE TRIGGER files_ad AFTER DELETE ON files BEGIN
+            DELETE FROM documents_fts WHERE rowid = old.id;
+        END
+        """,
+    ),
 )
+# A match in a document's title counts this many times one in its body.
+TITLE_WEIGHT = 3.0
 
 # File states. `skipped`: this content cannot be indexed (binary, empty, too
 # large, damaged); `failed`: something that may pass (permissions, a file
@@ -259,6 +274,13 @@ class Manifest(SQLiteFile):
                              "(?, ?, ?)", (PENDING, folder_id, INDEXED, SKIPPED, FAILED))
             return int(cur.rowcount)
 
+    def mark_all_for_rereading(self) -> int:
+        """Queue every indexed file of every folder for the next reconcile
+        (passages are cut differently now); their passages stay until then."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE files SET status = ? WHERE status = ?", (PENDING, INDEXED))
+            return int(cur.rowcount)
+
     def delete_folder(self, folder_id: int) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM chunks WHERE file_id IN "
@@ -359,6 +381,14 @@ class Manifest(SQLiteFile):
                  ch.tokens),
             )
 
+    def set_document(self, db: sqlite3.Connection, file_id: int, title: str | None,
+                     body: str | None) -> None:
+        """A file's whole text for document-level keyword search (None: none)."""
+        db.execute("DELETE FROM documents_fts WHERE rowid = ?", (file_id,))
+        if body is not None:
+            db.execute("INSERT INTO documents_fts (rowid, title, body) VALUES (?, ?, ?)",
+                       (file_id, title or "", body))
+
     def delete_files(self, db: sqlite3.Connection, file_ids: Sequence[int]) -> None:
         for k in range(0, len(file_ids), 500):
             part = list(file_ids[k:k + 500])
@@ -407,6 +437,45 @@ class Manifest(SQLiteFile):
             return [(r[0], r[1]) for r in self.query(sql, params)]
         except sqlite3.OperationalError:
             return []  # a query FTS5 cannot parse finds nothing by keyword
+
+    def document_search(self, fts_query: str, limit: int,
+                        folder_ids: Sequence[int] | None = None,
+                        kinds: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """(file path, bm25 score: lower is better) of whole documents, a match
+        in the title counting TITLE_WEIGHT times."""
+        rank = f"bm25(documents_fts, {TITLE_WEIGHT}, 1.0)"
+        params: list[Any] = [fts_query]
+        where = ["documents_fts MATCH ?"]
+        if folder_ids is not None:
+            where.append(f"f.folder_id IN ({','.join('?' * len(folder_ids))})")
+            params += list(folder_ids)
+        if kinds is not None:
+            where.append(f"f.kind IN ({','.join('?' * len(kinds))})")
+            params += list(kinds)
+        if folder_ids is None and kinds is None:
+            sql = (f"SELECT f.path, m.score FROM (SELECT rowid, {rank} AS score FROM "
+                   "documents_fts WHERE documents_fts MATCH ? ORDER BY score LIMIT ?) m "
+                   "JOIN files f ON f.id = m.rowid ORDER BY m.score")
+        else:
+            sql = (f"SELECT f.path, {rank} AS score FROM documents_fts "
+                   "JOIN files f ON f.id = documents_fts.rowid WHERE " + " AND ".join(where)
+                   + " ORDER BY score LIMIT ?")
+        params.append(limit)
+        try:
+            return [(r[0], r[1]) for r in self.query(sql, params)]
+        except sqlite3.OperationalError:
+            return []  # a query FTS5 cannot parse finds nothing by keyword
+
+    def chunk_ids_of_paths(self, paths: Sequence[str]) -> dict[str, list[str]]:
+        """The chunk ids of each of these files, in their order in the file."""
+        out: dict[str, list[str]] = {}
+        for k in range(0, len(paths), 500):
+            part = list(paths[k:k + 500])
+            for r in self.query(
+                    "SELECT f.path, c.id FROM chunks c JOIN files f ON f.id = c.file_id "
+                    f"WHERE f.path IN ({','.join('?' * len(part))}) ORDER BY c.ord", part):
+                out.setdefault(r[0], []).append(r[1])
+        return out
 
     def doc_freqs(self, words: Sequence[str]) -> tuple[int, dict[str, int]]:
         """How many chunks there are and how many hold each word (as FTS5

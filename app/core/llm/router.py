@@ -397,7 +397,8 @@ class Router:
             err = HearthError("The local model cannot read images.", reason="needs_vision")
             return fail("needs_vision", "the local model cannot read images", err)
         try:
-            fitted, dropped = fit_local(provider, plan, loaded.n_ctx)
+            fitted, dropped = fit_local(provider, plan, loaded.n_ctx,
+                                        prompt_speed.get(model), self.config.ttft_timeout_s)
         except ContextOverflowError as exc:
             return fail("context_overflow", "the prompt did not fit the local model's context "
                         f"({exc.prompt_tokens:,} of {exc.context_size:,} tokens)", exc)
@@ -405,7 +406,8 @@ class Router:
             run.notes.append(f"{dropped} earlier messages left out to fit the context window")
         if len(fitted.context) < len(plan.context):
             run.notes.append(f"{len(plan.context) - len(fitted.context)} passages from your "
-                             "files left out to fit the context window")
+                             "files left out to fit the local model's context and "
+                             "first-token deadline")
         run.context_used = tuple(c.number for c in fitted.context)
         # The first-token deadline starts once the model is loaded: loading is
         # not the model being slow to answer.
@@ -413,6 +415,8 @@ class Router:
                                     self.config.ttft_timeout_s, self.config.stall_timeout_s,
                                     "local model")
         self._record(run, out)
+        if out.first is not None and out.end is not None and out.end.prompt_tokens:
+            prompt_speed.record(model, out.end.prompt_tokens, out.first - out.started)
         return out
 
     def _remote(self, provider: RemoteProvider, plan: PromptPlan, params: GenParams,
@@ -680,14 +684,64 @@ class _Retry(Exception):
         self.outcome = outcome
 
 
-def fit_local(provider: LocalProvider, plan: PromptPlan, n_ctx: int) -> tuple[PromptPlan, int]:
-    """Drop the lowest-ranked passages from the user's files, then the oldest
-    turns, until the prompt leaves room for an answer."""
+class PromptSpeed:
+    """How fast each local model has read its prompts on this machine lately
+    (tokens per second to the first token; the slowest of the last few, so a
+    busy spell is not forgotten at once)."""
+
+    KEEP = 5
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, list[float]] = {}
+
+    def record(self, model: str, prompt_tokens: int, seconds: float) -> None:
+        if prompt_tokens < 64 or seconds <= 0:
+            return  # too short to say anything about the speed
+        with self._lock:
+            seen = self._seen.setdefault(model, [])
+            seen.append(prompt_tokens / seconds)
+            del seen[:-self.KEEP]
+
+    def get(self, model: str) -> float | None:
+        with self._lock:
+            seen = self._seen.get(model)
+            return min(seen) if seen else None
+
+
+prompt_speed = PromptSpeed()
+# Passages may fill at most this share of the context window, and take at
+# most this share of the first-token deadline to read.
+PASSAGE_CONTEXT_SHARE = 0.5
+PASSAGE_DEADLINE_SHARE = 0.5
+
+
+def passage_budget(n_ctx: int, base_tokens: int, speed: float | None,
+                   ttft_timeout_s: float) -> int:
+    """Tokens the passages from the user's files may add to a prompt of
+    `base_tokens` (instructions, history, question)."""
+    budget = min(int(n_ctx * PASSAGE_CONTEXT_SHARE), n_ctx - base_tokens - MIN_ANSWER_TOKENS)
+    if speed is not None and ttft_timeout_s > 0:
+        # A long context alone must never make the first token late.
+        budget = min(budget, int(speed * ttft_timeout_s * PASSAGE_DEADLINE_SHARE) - base_tokens)
+    return max(0, budget)
+
+
+def fit_local(provider: LocalProvider, plan: PromptPlan, n_ctx: int,
+              speed: float | None = None, ttft_timeout_s: float = 0.0
+              ) -> tuple[PromptPlan, int]:
+    """Drop the lowest-ranked passages from the user's files until they fit
+    their budget (a share of the context window, and of the first-token
+    deadline at this machine's prompt speed), then the oldest turns, until
+    the prompt leaves room for an answer."""
     context = plan.context
-    while context:
-        if provider.count_tokens(plan.with_context(context).render()) + MIN_ANSWER_TOKENS <= n_ctx:
-            break
-        context = context[:-1]
+    if context:
+        base = provider.count_tokens(plan.with_context(()).render())
+        budget = passage_budget(n_ctx, base, speed, ttft_timeout_s)
+        while context:
+            if provider.count_tokens(plan.with_context(context).render()) - base <= budget:
+                break
+            context = context[:-1]
     plan = plan.with_context(context)
     dropped = 0
     history = plan.history

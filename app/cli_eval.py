@@ -1,0 +1,130 @@
+"""`hearth eval`: how well the index finds the right files, measured on a set
+of questions with known answers, stored as runs that can be compared."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from app.cli_knowledge import Reporter
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def add_parsers(sub: Any) -> None:
+    ev = sub.add_parser(
+        "eval", help="measure how well search finds the right files",
+        description="Index an evaluation set (a BEIR folder: corpus.jsonl, queries.jsonl, "
+                    "qrels/*.tsv) or take a .jsonl of questions about your indexed folders "
+                    "({\"question\": …, \"files\": […]} a line), search every question and "
+                    "report nDCG@10, Recall@10/@100, MRR@10 and search latency. Runs are kept; "
+                    "--compare shows what changed.")
+    ev.add_argument("set", nargs="?", help="the evaluation set (folder or .jsonl file)")
+    ev.add_argument("--split", metavar="NAME", help="which qrels/NAME.tsv to use (default: test, "
+                    "or the only one)")
+    ev.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    ev.add_argument("--reindex", action="store_true",
+                    help="index the set's documents again from scratch")
+    ev.add_argument("--json", action="store_true", help="print the run as JSON")
+    ev.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                    help="compare two stored runs (ids, 'last', or files)")
+    ev.add_argument("--threshold", type=float, default=0.01, metavar="X",
+                    help="with --compare: a drop larger than this in any quality metric is a "
+                         "regression (exit status 1); default 0.01")
+    ev.add_argument("--runs", action="store_true", help="list the stored runs")
+
+
+def _fail(message: str, code: int = EXIT_FAIL) -> int:
+    print(f"hearth: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from app.core.errors import HearthError
+    from app.paths import DataDirError, get_paths
+
+    paths = get_paths()
+    try:
+        if args.runs:
+            return _list_runs(paths, args.json)
+        if args.compare:
+            return _compare(paths, args)
+        if not args.set:
+            return _fail("give an evaluation set, e.g. hearth eval ~/eval/scifact "
+                         "(or --compare A B, or --runs).", EXIT_USAGE)
+        if args.limit is not None and args.limit < 1:
+            return _fail("--limit must be 1 or more.", EXIT_USAGE)
+        return _run(paths, args)
+    except (HearthError, DataDirError) as exc:
+        return _fail(str(exc))
+
+
+def _run(paths: Any, args: argparse.Namespace) -> int:
+    from app.cli import _load_settings
+    from app.core.knowledge import evaluate as E
+
+    es = E.load_set(args.set, args.split)
+    settings = _load_settings()
+    quiet = args.json or not sys.stderr.isatty()
+    print(f"Evaluating {es.name}: {len(es.queries)} questions"
+          + (f", {len(es.corpus)} documents" if es.corpus else ""), file=sys.stderr)
+
+    def query_progress(done: int, total: int) -> None:
+        if not quiet and (done == total or done % 25 == 0):
+            print(f"\r  searched {done}/{total}", end="" if done < total else "\n",
+                  file=sys.stderr, flush=True)
+
+    with Reporter() as reporter:
+        run, kb = E.evaluate(es, paths, settings, reindex=args.reindex, limit=args.limit,
+                             index_progress=reporter, query_progress=query_progress)
+    kb.close()
+    where = E.save_run(paths, run)
+    if args.json:
+        print(json.dumps(run.as_dict(), indent=2))
+        return EXIT_OK
+    indexed = (f"  indexed in {run.index_seconds:.1f} s" if run.index_seconds is not None
+               else "  index reused")
+    print(f"{run.set}  ({run.queries} questions){indexed}")
+    print(f"  {E.summary(run)}")
+    print(f"  run {run.id}  ({where})")
+    return EXIT_OK
+
+
+def _list_runs(paths: Any, as_json: bool) -> int:
+    from app.core.knowledge import evaluate as E
+
+    runs = E.list_runs(paths)
+    if as_json:
+        print(json.dumps([r.as_dict() for r in runs], indent=2))
+        return EXIT_OK
+    if not runs:
+        print("No evaluation runs yet; run `hearth eval SET`.")
+    for r in runs:
+        print(f"{r.id}  {r.set}  nDCG@10 {r.metrics['ndcg@10']:.4f}  "
+              f"R@100 {r.metrics['recall@100']:.4f}")
+    return EXIT_OK
+
+
+def _compare(paths: Any, args: argparse.Namespace) -> int:
+    from app.core.knowledge import evaluate as E
+
+    if args.threshold < 0:
+        return _fail("--threshold must be 0 or more.", EXIT_USAGE)
+    a, b = (E.load_run(paths, ref) for ref in args.compare)
+    changes, regressions = E.compare(a, b, args.threshold)
+    if args.json:
+        print(json.dumps({"a": a.id, "b": b.id, "set": a.set, "changes": [
+            {"metric": c.metric, "a": c.before, "b": c.after, "delta": c.delta}
+            for c in changes], "regressions": regressions}, indent=2))
+    else:
+        print(f"{a.set}: {a.id} → {b.id}")
+        for c in changes:
+            mark = "  ← regression" if c.metric in regressions else ""
+            print(f"  {c.metric:<15} {c.before:10.4f} {c.after:10.4f} {c.delta:+10.4f}{mark}")
+    if regressions:
+        print(f"hearth: {', '.join(regressions)} fell by more than {args.threshold}.",
+              file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
