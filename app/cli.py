@@ -111,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app import cli_eval, cli_knowledge, cli_models
 
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
-                   "eval": cli_eval.cmd_eval, "conversations": cmd_conversations, "index": cli_knowledge.cmd_index,
+                   "eval": cli_eval.cmd_eval, "conversations": cmd_conversations,
+                   "index": cli_knowledge.cmd_index,
                    "search": cli_knowledge.cmd_search, **cli_providers.HANDLERS,
                    **cli_models.HANDLERS}[args.command]
         return handler(args)

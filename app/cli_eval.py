@@ -34,6 +34,11 @@ def add_parsers(sub: Any) -> None:
                     help="with --compare: a drop larger than this in any quality metric is a "
                          "regression (exit status 1); default 0.01")
     ev.add_argument("--runs", action="store_true", help="list the stored runs")
+    ev.add_argument("--answers", nargs="?", type=int, const=20, default=None, metavar="N",
+                    help="also ask the local model the first N questions (default 20), offline, "
+                         "and report how often answers cite a passage and how long they take")
+    ev.add_argument("--prompt", metavar="ID@VERSION",
+                    help="with --answers: frame the questions with this versioned prompt")
 
 
 def _fail(message: str, code: int = EXIT_FAIL) -> int:
@@ -56,6 +61,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          "(or --compare A B, or --runs).", EXIT_USAGE)
         if args.limit is not None and args.limit < 1:
             return _fail("--limit must be 1 or more.", EXIT_USAGE)
+        if args.answers is not None and args.answers < 1:
+            return _fail("--answers must be 1 or more.", EXIT_USAGE)
+        if args.prompt and args.answers is None:
+            return _fail("--prompt is for --answers: it frames the questions the model answers.",
+                         EXIT_USAGE)
         return _run(paths, args)
     except (HearthError, DataDirError) as exc:
         return _fail(str(exc))
@@ -79,7 +89,17 @@ def _run(paths: Any, args: argparse.Namespace) -> int:
     with Reporter() as reporter:
         run, kb = E.evaluate(es, paths, settings, reindex=args.reindex, limit=args.limit,
                              index_progress=reporter, query_progress=query_progress)
-    kb.close()
+    try:
+        if args.answers is not None:
+            def answer_progress(done: int, total: int) -> None:
+                if not quiet:
+                    print(f"\r  answered {done}/{total}", end="" if done < total else "\n",
+                          file=sys.stderr, flush=True)
+
+            run.answers = E.answer_questions(es, kb, paths, settings, prompt=args.prompt,
+                                             limit=args.answers, progress=answer_progress)
+    finally:
+        kb.close()
     where = E.save_run(paths, run)
     if args.json:
         print(json.dumps(run.as_dict(), indent=2))
@@ -88,6 +108,11 @@ def _run(paths: Any, args: argparse.Namespace) -> int:
                else "  index reused")
     print(f"{run.set}  ({run.queries} questions){indexed}")
     print(f"  {E.summary(run)}")
+    if run.answers:
+        a = run.answers
+        print(f"  answers ({a['prompt']}, {a['answered']}/{a['questions']}): cite a passage "
+              f"{a['citation_rate']:.0%}, cite a relevant file {a['relevant_citation_rate']:.0%}, "
+              f"answer p50 {a['answer_p50_s']:.1f} s, p95 {a['answer_p95_s']:.1f} s")
     print(f"  run {run.id}  ({where})")
     return EXIT_OK
 
@@ -114,6 +139,8 @@ def _compare(paths: Any, args: argparse.Namespace) -> int:
         return _fail("--threshold must be 0 or more.", EXIT_USAGE)
     a, b = (E.load_run(paths, ref) for ref in args.compare)
     changes, regressions = E.compare(a, b, args.threshold)
+    rates = [(k, a.answers.get(k), b.answers.get(k)) for k in ("citation_rate",
+             "relevant_citation_rate", "answer_p50_s") if a.answers and b.answers]
     if args.json:
         print(json.dumps({"a": a.id, "b": b.id, "set": a.set, "changes": [
             {"metric": c.metric, "a": c.before, "b": c.after, "delta": c.delta}
@@ -123,6 +150,10 @@ def _compare(paths: Any, args: argparse.Namespace) -> int:
         for c in changes:
             mark = "  ← regression" if c.metric in regressions else ""
             print(f"  {c.metric:<15} {c.before:10.4f} {c.after:10.4f} {c.delta:+10.4f}{mark}")
+        if rates:
+            print(f"  answers: {a.answers['prompt']} → {b.answers['prompt']}")  # type: ignore[index]
+            for name, x, y in rates:
+                print(f"  {name:<23} {x:10.4f} {y:10.4f}")
     if regressions:
         print(f"hearth: {', '.join(regressions)} fell by more than {args.threshold}.",
               file=sys.stderr)

@@ -15,6 +15,10 @@ from typing import Any
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
+# The most results one search returns (enough for Recall@100).
+MAX_RESULTS = 100
+
+
 def add_parsers(sub: Any) -> None:
     index = sub.add_parser("index", help="watched folders: add, remove, status, watch")
     isub = index.add_subparsers(dest="action", required=True, parser_class=sub._parser_class)
@@ -39,7 +43,10 @@ def add_parsers(sub: Any) -> None:
 
     search = sub.add_parser("search", help="search the indexed folders")
     search.add_argument("query")
-    search.add_argument("-k", type=int, default=None, metavar="N", help="how many results")
+    search.add_argument("-k", type=int, default=None, metavar="N",
+                        help=f"how many results (at most {MAX_RESULTS}; default knowledge.top_k)")
+    search.add_argument("--per-file", type=int, default=1, metavar="N",
+                        help="passages from each file found (default 1: one result a file)")
     search.add_argument("--json", action="store_true")
     search.add_argument("--folder", action="append", metavar="PATH",
                         help="only this indexed folder (repeatable)")
@@ -47,7 +54,8 @@ def add_parsers(sub: Any) -> None:
                         help="only this kind: markdown, code, text, pdf, html, docx, rst, org, "
                              "data (repeatable)")
     search.add_argument("--glob", metavar="GLOB", help="only paths matching this glob")
-    search.add_argument("--no-mmr", action="store_true", help="rank only, no diversity step")
+    search.add_argument("--mmr", action=argparse.BooleanOptionalAction, default=None,
+                        help="reorder the files to prefer varied ones (default knowledge.mmr)")
 
 
 def _fail(message: str, code: int = EXIT_FAIL) -> int:
@@ -198,15 +206,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     from app.core.errors import HearthError
     from app.paths import DataDirError
 
-    if args.k is not None and args.k < 1:
-        return _fail("-k must be 1 or more.", EXIT_USAGE)
+    if args.k is not None and not 1 <= args.k <= MAX_RESULTS:
+        return _fail(f"-k must be from 1 to {MAX_RESULTS}.", EXIT_USAGE)
+    if args.per_file < 1:
+        return _fail("--per-file must be 1 or more.", EXIT_USAGE)
     try:
         kb = _open(writer=False)
         try:
             if not kb.folders():
                 return _fail("no folders are indexed yet; add one with `hearth index add PATH`.")
             results = kb.search(args.query, args.k, folders=args.folder, kinds=args.kinds,
-                                path_glob=args.glob, mmr=False if args.no_mmr else None)
+                                path_glob=args.glob, mmr=args.mmr, per_file=args.per_file)
         finally:
             kb.close()
     except (HearthError, DataDirError) as exc:

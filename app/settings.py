@@ -142,8 +142,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Wait this long after a file stops changing before indexing it.", 0, 60000),
     Setting("knowledge.top_k", int, 6,
             "Passages from your files given to the model with each question.", 1, 50),
-    Setting("knowledge.mmr", bool, True,
-            "Prefer varied passages over near-duplicates when choosing them (MMR)."),
+    Setting("knowledge.mmr", bool, False,
+            "Reorder the files found to prefer varied ones over near-duplicates (MMR)."),
+    Setting("knowledge.min_relevance", float, 0.35,
+            "Passages less similar to the question than this (cosine, 0 to 1) are not given "
+            "to the model; 0 gives the best ones always.", 0.0, 1.0),
     Setting("knowledge.embed_threads", int, 0,
             "CPU threads for embedding (0 = one per physical core, at most 8).", 0, 256),
     Setting("knowledge.chroma_mode", str, "embedded",

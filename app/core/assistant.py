@@ -82,6 +82,12 @@ class AskOptions:
     path_glob: str | None = None  # only files whose path matches
 
 
+# A question gets up to this many passages from each file found (a long
+# document often answers in more than one place).
+PASSAGES_PER_FILE = 2
+NO_FILE_MATCHED = "no passage of your files matched this question, so it was answered without them"
+
+
 class Assistant:
     """Owns the providers and the conversation store for one process."""
 
@@ -368,10 +374,16 @@ class Assistant:
                     return (), None
                 kb = self._own_knowledge = KnowledgeBase(self.paths, self.settings,
                                                          writer=False)
-            results = kb.search(question, folders=opts.folders, path_glob=opts.path_glob)
+            results = kb.search(question, folders=opts.folders, path_glob=opts.path_glob,
+                                per_file=PASSAGES_PER_FILE)
         except Exception as exc:
             log.exception("searching the indexed folders failed")
             return (), f"your files could not be searched ({exc})"
+        minimum = self.settings["knowledge.min_relevance"]
+        relevant = [r for r in results if r.relevant(minimum)]
+        if results and not relevant:
+            return (), NO_FILE_MATCHED
+        results = relevant
         return tuple(
             ContextChunk(n, r.path, r.text, r.start_line, r.end_line, r.page, r.score,
                          r.local_only)

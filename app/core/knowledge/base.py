@@ -54,7 +54,7 @@ class Searcher(Protocol):
 
     def search(self, question: str, k: int | None = None, *,
                folders: Sequence[str] | None = None, path_glob: str | None = None,
-               mmr: bool | None = None) -> list[Result]: ...
+               mmr: bool | None = None, per_file: int = 1) -> list[Result]: ...
 
 
 class KnowledgeBase:
@@ -259,7 +259,8 @@ class KnowledgeBase:
 
     def search(self, question: str, k: int | None = None, *,
                folders: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
-               path_glob: str | None = None, mmr: bool | None = None) -> list[Result]:
+               path_glob: str | None = None, mmr: bool | None = None,
+               per_file: int = 1) -> list[Result]:
         if self.vectors is None and not self.writer:
             # Nothing was indexed when this reader opened; a writer may have
             # created the collection since.
@@ -269,7 +270,7 @@ class KnowledgeBase:
             folder_ids = [self.find_folder(f).id for f in folders]
         return self.retriever.search(
             question, k or self.settings["knowledge.top_k"], folders=folder_ids, kinds=kinds,
-            path_glob=path_glob,
+            path_glob=path_glob, per_file=per_file,
             mmr=self.settings["knowledge.mmr"] if mmr is None else mmr)
 
     def status(self, errors: bool = False) -> dict[str, Any]:

@@ -509,3 +509,70 @@ def evaluate(es: EvalSet, paths: Paths, settings: Any, *, reindex: bool = False,
         raise
     knowledge = {s.key: v for s, v in settings.items() if s.key.startswith("knowledge.")}
     return make_run(es, ranked, times, index_seconds, knowledge, __version__), kb
+
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+def answer_questions(es: EvalSet, kb: Any, paths: Paths, settings: Any, *,
+                     prompt: str | None = None, limit: int = 20, max_tokens: int = 160,
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Ask the model the first `limit` questions with passages from `kb`, and
+    report how many answers cite a passage they were given, how many cite a
+    relevant file, and how long answers take. Conversations go to the
+    evaluation's own store, never the user's. Offline: nothing is sent out."""
+    from app.core.assistant import AskOptions, Assistant
+    from app.core.conversations import ConversationStore
+    from app.core.events import Error, Finished, Sources
+    from app.core.prompts import load_prompt
+
+    used = load_prompt(prompt)  # an unknown prompt fails before any question
+    root = paths.cache_dir / "eval" / "answers"
+    store_paths = workspace_paths(root)
+    store_paths.ensure(store_paths.data_dir)
+    store = ConversationStore(store_paths.conversations_db)
+    assistant = Assistant(settings, store_paths, store=store, knowledge=kb)
+    key = doc_key_of_path(es)
+    questions = es.queries[:limit]
+    cited = cited_relevant = answered = with_sources = 0
+    totals: list[float] = []
+    firsts: list[float] = []
+    failures: list[str] = []
+    try:
+        for i, q in enumerate(questions):
+            sources: dict[int, str] = {}
+            finished: Finished | None = None
+            for event in assistant.ask(q.text, None, AskOptions(
+                    prompt=used.ref, offline=True, max_tokens=max_tokens, temperature=0.0,
+                    seed=0)):
+                if isinstance(event, Sources):
+                    sources = {s.number: key(s.path) for s in event.sources}
+                elif isinstance(event, Finished):
+                    finished = event
+                elif isinstance(event, Error):
+                    failures.append(f"{q.id}: {event.message}")
+            if progress is not None:
+                progress(i + 1, len(questions))
+            if finished is None:
+                continue
+            answered += 1
+            with_sources += bool(sources)
+            numbers = {int(n) for n in _CITATION.findall(finished.answer)}
+            hit = [sources[n] for n in numbers if n in sources]
+            cited += bool(hit)
+            cited_relevant += any(es.qrels[q.id].get(d, 0) > 0 for d in hit)
+            totals.append(finished.timings.total_s)
+            if finished.timings.ttft_s is not None:
+                firsts.append(finished.timings.ttft_s)
+    finally:
+        assistant.close()  # closes the store too
+    return {
+        "prompt": used.ref, "questions": len(questions), "answered": answered,
+        "with_sources": with_sources,
+        "citation_rate": round(cited / answered, 4) if answered else 0.0,
+        "relevant_citation_rate": round(cited_relevant / answered, 4) if answered else 0.0,
+        "answer_p50_s": round(percentile(totals, 50), 2),
+        "answer_p95_s": round(percentile(totals, 95), 2),
+        "first_token_p50_s": round(percentile(firsts, 50), 2),
+        "failures": failures[:10],
+    }

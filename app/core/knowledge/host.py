@@ -285,7 +285,7 @@ class IndexHost:
             self.open()
 
     def search(self, question: str, k: int, folders: Sequence[str] | None,
-               path_glob: str | None, mmr: bool) -> list[Result]:
+               path_glob: str | None, mmr: bool, per_file: int = 1) -> list[Result]:
         """On the search thread while this process writes (a reader of its
         own: Chroma in this process sees every write at once, and the search
         never waits for a batch); otherwise on the calls thread, with the
@@ -300,14 +300,14 @@ class IndexHost:
             if self._kb.manifest.data_version() != self._reader_version:
                 self._open_reader()
             return list(self._kb.search(question, k, folders=folders, path_glob=path_glob,
-                                        mmr=mmr))
+                                        mmr=mmr, per_file=per_file))
         with self._reader_lock:
             if self.stopping:
                 return []
             if self._reader is None:
                 self._reader = KnowledgeBase(self.paths, self.settings, writer=False)
             return list(self._reader.search(question, k, folders=folders,
-                                            path_glob=path_glob, mmr=mmr))
+                                            path_glob=path_glob, mmr=mmr, per_file=per_file))
 
     # -- inside ---------------------------------------------------------------------
 
@@ -507,7 +507,7 @@ class IndexProcess:
 
     def search(self, question: str, k: int | None = None, *,
                folders: Sequence[str] | None = None, path_glob: str | None = None,
-               mmr: bool | None = None) -> list[Result]:
+               mmr: bool | None = None, per_file: int = 1) -> list[Result]:
         """The knowledge base's search, answered by the index process (the
         assistant calls this on its worker thread)."""
         from app.core.knowledge.location import has_folders
@@ -517,7 +517,7 @@ class IndexProcess:
         s = self.settings
         future = self.call("search", question, k or s["knowledge.top_k"],
                            list(folders) if folders is not None else None, path_glob,
-                           s["knowledge.mmr"] if mmr is None else mmr)
+                           s["knowledge.mmr"] if mmr is None else mmr, per_file)
         try:
             return list(future.result(timeout=SEARCH_TIMEOUT_S))
         except TimeoutError:

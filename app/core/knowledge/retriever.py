@@ -28,8 +28,11 @@ from app.core.knowledge.store import Manifest, VectorStore
 VECTOR_WEIGHT = 0.5
 # Passages each side brings at least, whatever k: the ranking of the first
 # results must not depend on how many are asked for.
-CANDIDATES = 100
+CANDIDATES = 50
 MMR_LAMBDA = 0.7
+# See Result.relevant (calibrated on a scientific-claims benchmark and on small talk).
+BACKGROUND_RANK = 20
+RELEVANCE_MARGIN = 0.04
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words too common to say anything as keywords (the vectors still see them).
 STOPWORDS = frozenset((
@@ -54,6 +57,21 @@ class Result:
     keyword_score: float | None  # BM25 (higher is better), when found by keyword
     folder_id: int
     local_only: bool
+    # The cosine of the file in BACKGROUND_RANK place by vector: how similar
+    # files that merely share the question's subject are. A passage that does
+    # not stand out from it does not answer the question.
+    background: float | None = None
+
+    def relevant(self, minimum: float) -> bool:
+        """Whether the passage is close enough to the question to be given to
+        a model: similar enough (cosine), and clearly more similar than the
+        files around it (small talk is about as close to everything)."""
+        if minimum <= 0:
+            return True
+        if self.vector_score is None:
+            return False
+        return self.vector_score >= minimum and (
+            self.background is None or self.vector_score - self.background >= RELEVANCE_MARGIN)
 
     def snippet(self, chars: int = 200) -> str:
         text = " ".join(self.text.split())
@@ -114,6 +132,7 @@ class Retriever:
             return []
         n = max(4 * k, CANDIDATES) * (5 if path_glob else 1)
         vecs: dict[str, np.ndarray] = {}
+        sims: dict[str, float] = {}
         # The keyword search (SQLite) runs beside the query's embedding and the
         # vector search (onnxruntime, Chroma); all three release the GIL.
         keyword_job = _pool().submit(self._keyword, question, n, folders, kinds)
@@ -122,8 +141,13 @@ class Retriever:
         try:
             if self.vectors is not None:
                 qv = self.embed_query(question)
-                vector_ids, _dists, embs = self.vectors.query(qv, n, _where(folders, kinds))
-                vecs.update(zip(vector_ids, embs, strict=True))
+                # Chroma's distances are exact for what it returns (1 - cosine);
+                # vectors are only fetched where they are needed.
+                vector_ids, dists, embs = self.vectors.query(qv, n, _where(folders, kinds),
+                                                             embeddings=mmr)
+                sims = {c: 1.0 - d for c, d in zip(vector_ids, dists, strict=True)}
+                if embs is not None:
+                    vecs.update(zip(vector_ids, embs, strict=True))
         finally:
             keyword, documents = keyword_job.result()
         doc_score = {path: -bm25 for path, bm25 in documents}
@@ -132,7 +156,9 @@ class Retriever:
         # Documents found as a whole, none of whose passages was found, bring
         # their passages (the best is chosen by cosine below).
         seen = {h.path for h in hits.values()}
-        unseen = [p for p in doc_score if p not in seen]
+        # (Only those that could rank among the first results: the rest adds
+        # time, not answers.)
+        unseen = [p for p in doc_score if p not in seen][:max(2 * k, BACKGROUND_RANK)]
         if unseen:
             extra = [c for ids in self.manifest.chunk_ids_of_paths(unseen).values() for c in ids]
             hits.update(self.manifest.hits(extra))
@@ -142,10 +168,11 @@ class Retriever:
             # too, and the vector side is scored by exact cosine over all: an
             # approximate (HNSW) search can miss a close chunk, e.g. next to
             # thousands of near-duplicate ones, and this puts it back.
-            missing = [cid for cid in candidates if cid not in vecs]
+            missing = [cid for cid in candidates if cid not in sims and cid not in vecs]
             if missing:
                 vecs.update(self.vectors.vectors(missing))
-        sims = {cid: float(v @ qv) for cid, v in vecs.items()} if qv is not None else {}
+        if qv is not None:
+            sims.update((cid, float(v @ qv)) for cid, v in vecs.items() if cid not in sims)
         if path_glob:
             hits = {c: h for c, h in hits.items() if _glob_match(h.path, path_glob)}
         if not hits:
@@ -168,6 +195,11 @@ class Retriever:
         f_kw = _scaled({f: doc_score.get(f) for f in by_file} if doc_score else
                        {f: max((kw_score[c] for c in cs if c in kw_score), default=None)
                         for f, cs in by_file.items()})
+        by_vector = sorted((max((sims[c] for c in cs if c in sims), default=-1.0)
+                            for cs in by_file.values()), reverse=True)
+        # (Too few files to tell what is background: the cosine alone decides.)
+        background = (by_vector[BACKGROUND_RANK - 1] if len(by_vector) >= BACKGROUND_RANK
+                      else None)
         fused = {f: VECTOR_WEIGHT * f_vec.get(f, 0.0) + (1 - VECTOR_WEIGHT) * f_kw.get(f, 0.0)
                  for f in by_file}
         files = sorted(by_file, key=lambda f: fused[f], reverse=True)
@@ -182,7 +214,7 @@ class Retriever:
                 h = hits[cid]
                 out.append(Result(cid, h.path, h.text, h.start_line, h.end_line, h.page,
                                   fused[f], sims.get(cid), kw_score.get(cid), h.folder_id,
-                                  h.local_only))
+                                  h.local_only, background))
                 if len(out) >= k:
                     return out
         return out

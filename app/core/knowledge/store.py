@@ -610,15 +610,17 @@ class VectorStore:
                 out[i] = np.asarray(v, dtype=np.float32)
         return out
 
-    def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None
-              ) -> tuple[list[str], list[float], np.ndarray]:
-        """Nearest chunk ids, their cosine distances and their vectors."""
+    def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None,
+              embeddings: bool = True) -> tuple[list[str], list[float], np.ndarray | None]:
+        """Nearest chunk ids, their cosine distances and (when asked) their vectors."""
         # n_results past the collection's size returns what there is.
         res = self.collection.query(
             query_embeddings=vector.reshape(1, -1), n_results=n, where=where,
-            include=["distances", "embeddings"])
+            include=["distances", "embeddings"] if embeddings else ["distances"])
         ids = res["ids"][0]
         dists = [float(d) for d in res["distances"][0]]
+        if not embeddings:
+            return ids, dists, None
         embs = res.get("embeddings")
         vecs = (np.asarray(embs[0], dtype=np.float32) if embs is not None and len(ids)
                 else np.zeros((0, vector.shape[-1]), dtype=np.float32))

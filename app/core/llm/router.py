@@ -738,8 +738,13 @@ def fit_local(provider: LocalProvider, plan: PromptPlan, n_ctx: int,
     if context:
         base = provider.count_tokens(plan.with_context(()).render())
         budget = passage_budget(n_ctx, base, speed, ttft_timeout_s)
+        room = n_ctx - base - MIN_ANSWER_TOKENS  # the context window alone
         while context:
-            if provider.count_tokens(plan.with_context(context).render()) - base <= budget:
+            size = provider.count_tokens(plan.with_context(context).render()) - base
+            # The best passage stays whenever the window holds it: a slow
+            # machine answers from the user's files a little later rather than
+            # without them.
+            if size <= budget or (len(context) == 1 and size <= room):
                 break
             context = context[:-1]
     plan = plan.with_context(context)

@@ -123,7 +123,7 @@ def test_local_only_folders_never_reach_a_remote_model(
         settings.override("knowledge.top_k", 8)
         a = Assistant(settings, paths)
         try:
-            events = list(a.ask("pancake batter flour eggs milk", None,
+            events = list(a.ask("crepe and pancake batter: flour, eggs, milk", None,
                                 AskOptions(max_tokens=16, route="remote-first")))
             done = events[-1]
             assert isinstance(done, Finished), events[-1]
