@@ -82,9 +82,6 @@ class AskOptions:
     path_glob: str | None = None  # only files whose path matches
 
 
-# A question gets up to this many passages from each file found (a long
-# document often answers in more than one place).
-PASSAGES_PER_FILE = 2
 NO_FILE_MATCHED = "no passage of your files matched this question, so it was answered without them"
 
 
@@ -374,8 +371,7 @@ class Assistant:
                     return (), None
                 kb = self._own_knowledge = KnowledgeBase(self.paths, self.settings,
                                                          writer=False)
-            results = kb.search(question, folders=opts.folders, path_glob=opts.path_glob,
-                                per_file=PASSAGES_PER_FILE)
+            results = kb.search(question, folders=opts.folders, path_glob=opts.path_glob)
         except Exception as exc:
             log.exception("searching the indexed folders failed")
             return (), f"your files could not be searched ({exc})"

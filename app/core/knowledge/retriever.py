@@ -30,6 +30,10 @@ VECTOR_WEIGHT = 0.5
 # results must not depend on how many are asked for.
 CANDIDATES = 50
 MMR_LAMBDA = 0.7
+# See _scaled. BM25 differences below KEYWORD_MIN_SPAN say little: when every
+# file holds the question's words, BM25 gives them all next to nothing.
+SCALE_FLOOR = 0.25
+KEYWORD_MIN_SPAN = 1.0
 # See Result.relevant (calibrated on a scientific-claims benchmark and on small talk).
 BACKGROUND_RANK = 20
 RELEVANCE_MARGIN = 0.04
@@ -179,7 +183,7 @@ class Retriever:
             return []
         # Passages scored by the same mix, to choose and order each file's own.
         p_vec = _scaled({c: sims.get(c) for c in hits}, vector_ids)
-        p_kw = _scaled({c: kw_score.get(c) for c in hits})
+        p_kw = _scaled({c: kw_score.get(c) for c in hits}, min_span=KEYWORD_MIN_SPAN)
         passage = {c: VECTOR_WEIGHT * p_vec.get(c, 0.0) + (1 - VECTOR_WEIGHT) * p_kw.get(c, 0.0)
                    for c in hits}
         by_file: dict[str, list[str]] = {}
@@ -194,7 +198,7 @@ class Retriever:
         # kept whole ranks files by their best passage instead.
         f_kw = _scaled({f: doc_score.get(f) for f in by_file} if doc_score else
                        {f: max((kw_score[c] for c in cs if c in kw_score), default=None)
-                        for f, cs in by_file.items()})
+                        for f, cs in by_file.items()}, min_span=KEYWORD_MIN_SPAN)
         by_vector = sorted((max((sims[c] for c in cs if c in sims), default=-1.0)
                             for cs in by_file.values()), reverse=True)
         # (Too few files to tell what is background: the cosine alone decides.)
@@ -268,18 +272,22 @@ def _glob_match(path: str, pattern: str) -> bool:
     return fnmatch.fnmatch(path, pattern if pattern.startswith(("/", "*")) else "*/" + pattern)
 
 
-def _scaled(scores: Mapping[str, float | None], over: Collection[str] | None = None
-            ) -> dict[str, float]:
-    """Scores scaled to 0..1 (min-max) over the candidates in `over` (all that
-    have a score when None); others are placed on that scale and clipped."""
+def _scaled(scores: Mapping[str, float | None], over: Collection[str] | None = None,
+            min_span: float = 0.0) -> dict[str, float]:
+    """Scores scaled to 0..1 (min-max, with a floor under the range) over the
+    candidates in `over` (all that have a score when None); others are placed
+    on that scale and clipped."""
     vals = {c: v for c, v in scores.items() if v is not None}
     ref = [v for c, v in vals.items() if over is None or c in over] or list(vals.values())
     if not ref:
         return {}
     lo, hi = min(ref), max(ref)
-    if hi <= lo:
+    # Scores that hardly differ (a word every file holds) must not be spread
+    # over the whole 0..1: the range is at least SCALE_FLOOR of the best one.
+    span = max(hi - lo, SCALE_FLOOR * hi, min_span)
+    if span <= 0:
         return {c: 1.0 if v >= hi else 0.0 for c, v in vals.items()}
-    return {c: min(1.0, max(0.0, (v - lo) / (hi - lo))) for c, v in vals.items()}
+    return {c: min(1.0, max(0.0, (v - lo) / span)) for c, v in vals.items()}
 
 
 def _mmr(ranked: list[str], fused: dict[str, float], vecs: dict[str, np.ndarray], k: int

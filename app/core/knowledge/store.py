@@ -414,52 +414,43 @@ class Manifest(SQLiteFile):
     def keyword_search(self, fts_query: str, limit: int, folder_ids: Sequence[int] | None = None,
                        kinds: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, bm25 score: lower is better) for an FTS5 query."""
-        params: list[Any] = [fts_query]
-        if folder_ids is None and kinds is None:
-            # Rank inside FTS5 first, then look up only the best rows.
-            sql = ("SELECT c.id, m.score FROM (SELECT rowid, rank AS score FROM chunks_fts "
-                   "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?) m "
-                   "JOIN chunks c ON c.rowid = m.rowid ORDER BY m.score")
-        else:
-            where = ["chunks_fts MATCH ?"]
-            if folder_ids is not None:
-                where.append(f"f.folder_id IN ({','.join('?' * len(folder_ids))})")
-                params += list(folder_ids)
-            if kinds is not None:
-                where.append(f"f.kind IN ({','.join('?' * len(kinds))})")
-                params += list(kinds)
-            sql = ("SELECT c.id, chunks_fts.rank AS score FROM chunks_fts "
-                   "JOIN chunks c ON c.rowid = chunks_fts.rowid "
-                   "JOIN files f ON f.id = c.file_id WHERE " + " AND ".join(where)
-                   + " ORDER BY score LIMIT ?")
-        params.append(limit)
-        try:
-            return [(r[0], r[1]) for r in self.query(sql, params)]
-        except sqlite3.OperationalError:
-            return []  # a query FTS5 cannot parse finds nothing by keyword
+        return self._ranked(
+            "chunks_fts", "rank", "SELECT c.id, {score} FROM {source} "
+            "JOIN chunks c ON c.rowid = {rowid}", "JOIN files f ON f.id = c.file_id",
+            fts_query, limit, folder_ids, kinds)
 
     def document_search(self, fts_query: str, limit: int,
                         folder_ids: Sequence[int] | None = None,
                         kinds: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(file path, bm25 score: lower is better) of whole documents, a match
         in the title counting TITLE_WEIGHT times."""
-        rank = f"bm25(documents_fts, {TITLE_WEIGHT}, 1.0)"
+        return self._ranked(
+            "documents_fts", f"bm25(documents_fts, {TITLE_WEIGHT}, 1.0)",
+            "SELECT f.path, {score} FROM {source} JOIN files f ON f.id = {rowid}", "",
+            fts_query, limit, folder_ids, kinds)
+
+    def _ranked(self, table: str, rank: str, select: str, join_files: str, fts_query: str,
+                limit: int, folder_ids: Sequence[int] | None, kinds: Sequence[str] | None
+                ) -> list[tuple[str, float]]:
+        """The best rows of an FTS5 table for a query, as (key, score). Without
+        filters, FTS5 ranks and limits first and only the best rows are looked
+        up; with filters, the rows are joined to their files first."""
         params: list[Any] = [fts_query]
-        where = ["documents_fts MATCH ?"]
-        if folder_ids is not None:
-            where.append(f"f.folder_id IN ({','.join('?' * len(folder_ids))})")
-            params += list(folder_ids)
-        if kinds is not None:
-            where.append(f"f.kind IN ({','.join('?' * len(kinds))})")
-            params += list(kinds)
         if folder_ids is None and kinds is None:
-            sql = (f"SELECT f.path, m.score FROM (SELECT rowid, {rank} AS score FROM "
-                   "documents_fts WHERE documents_fts MATCH ? ORDER BY score LIMIT ?) m "
-                   "JOIN files f ON f.id = m.rowid ORDER BY m.score")
+            sql = select.format(
+                score="m.score",
+                source=f"(SELECT rowid, {rank} AS score FROM {table} WHERE {table} MATCH ? "
+                       "ORDER BY score LIMIT ?) m", rowid="m.rowid") + " ORDER BY m.score"
         else:
-            sql = (f"SELECT f.path, {rank} AS score FROM documents_fts "
-                   "JOIN files f ON f.id = documents_fts.rowid WHERE " + " AND ".join(where)
-                   + " ORDER BY score LIMIT ?")
+            where = [f"{table} MATCH ?"]
+            if folder_ids is not None:
+                where.append(f"f.folder_id IN ({','.join('?' * len(folder_ids))})")
+                params += list(folder_ids)
+            if kinds is not None:
+                where.append(f"f.kind IN ({','.join('?' * len(kinds))})")
+                params += list(kinds)
+            sql = (select.format(score=f"{rank} AS score", source=table, rowid=f"{table}.rowid")
+                   + f" {join_files} WHERE " + " AND ".join(where) + " ORDER BY score LIMIT ?")
         params.append(limit)
         try:
             return [(r[0], r[1]) for r in self.query(sql, params)]
