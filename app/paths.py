@@ -32,6 +32,12 @@ class Paths:
     def conversations_db(self) -> Path:
         return self.data_dir / "conversations.sqlite3"
 
+    @classmethod
+    def under(cls, root: Path) -> Paths:
+        """Every folder inside one (HEARTH_HOME, an evaluation's workspace)."""
+        return cls(config_dir=root / "config", data_dir=root / "data",
+                   cache_dir=root / "cache", log_dir=root / "logs")
+
     def ensure(self, *dirs: Path) -> None:
         """Create the given folders (all of them by default) or say clearly why not."""
         for d in dirs or (self.config_dir, self.data_dir, self.cache_dir, self.log_dir):
@@ -59,13 +65,7 @@ def get_paths() -> Paths:
     """Resolve Hearth's folders now (reads HEARTH_HOME every call; nothing is created)."""
     home = os.environ.get("HEARTH_HOME")
     if home:
-        root = Path(home).expanduser().absolute()
-        return Paths(
-            config_dir=root / "config",
-            data_dir=root / "data",
-            cache_dir=root / "cache",
-            log_dir=root / "logs",
-        )
+        return Paths.under(Path(home).expanduser().absolute())
     import platformdirs
 
     return Paths(

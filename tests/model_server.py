@@ -136,3 +136,25 @@ if __name__ == "__main__":  # a server in its own process (benchmarks): prints i
         sys.stdin.read()  # until the parent closes our stdin
     finally:
         srv.close()
+
+
+def write_catalog_copy(config_dir: Path, model_path: Path, url: str, name: str,
+                       good_for: str) -> None:
+    """A user catalog with one entry, `smol-copy`: the bundled model served at `url`."""
+    import hashlib
+
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "catalog.toml").write_text(f'''
+[models.smol-copy]
+name = "{name}"
+family = "SmolLM2"
+parameters = 0.135
+quantization = "Q4_1"
+file = "smol-copy.gguf"
+urls = ["{url}"]
+sha256 = "{hashlib.sha256(model_path.read_bytes()).hexdigest()}"
+size_bytes = {model_path.stat().st_size}
+context_length = 8192
+license = "Apache-2.0"
+good_for = "{good_for}"
+''')

@@ -3,7 +3,6 @@ entry pointing at a loopback server that serves the bundled GGUF."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -14,27 +13,13 @@ import pytest
 from app.paths import Paths
 from app.settings import Settings
 from tests.helpers import run_hearth
-from tests.model_server import ModelServer
+from tests.model_server import ModelServer, write_catalog_copy
 
 
 @pytest.fixture
 def served(paths: Paths, model_path: Path) -> Iterator[ModelServer]:
     server = ModelServer(model_path)
-    paths.config_dir.mkdir(parents=True, exist_ok=True)
-    (paths.config_dir / "catalog.toml").write_text(f'''
-[models.smol-copy]
-name = "Smol copy"
-family = "SmolLM2"
-parameters = 0.135
-quantization = "Q4_1"
-file = "smol-copy.gguf"
-urls = ["{server.url}"]
-sha256 = "{hashlib.sha256(model_path.read_bytes()).hexdigest()}"
-size_bytes = {model_path.stat().st_size}
-context_length = 8192
-license = "Apache-2.0"
-good_for = "tests"
-''')
+    write_catalog_copy(paths.config_dir, model_path, server.url, "Smol copy", "tests")
     yield server
     server.close()
 

@@ -4,7 +4,6 @@ the README when HEARTH_SCREENSHOTS is set."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from app.paths import Paths
 from app.settings import Settings
 from app.ui.main_window import MainWindow
 from app.ui.models_dialog import ModelsDialog, ModelService
-from tests.model_server import ModelServer
+from tests.model_server import ModelServer, write_catalog_copy
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -33,21 +32,8 @@ def _shot(widget: object, name: str) -> None:
 @pytest.fixture
 def served(paths: Paths, model_path: Path) -> Iterator[ModelServer]:
     server = ModelServer(model_path, mode="slow", slow_delay=0.004)
-    paths.config_dir.mkdir(parents=True, exist_ok=True)
-    (paths.config_dir / "catalog.toml").write_text(f'''
-[models.smol-copy]
-name = "SmolLM2 135M (a second copy)"
-family = "SmolLM2"
-parameters = 0.135
-quantization = "Q4_1"
-file = "smol-copy.gguf"
-urls = ["{server.url}"]
-sha256 = "{hashlib.sha256(model_path.read_bytes()).hexdigest()}"
-size_bytes = {model_path.stat().st_size}
-context_length = 8192
-license = "Apache-2.0"
-good_for = "Trying downloads"
-''')
+    write_catalog_copy(paths.config_dir, model_path, server.url,
+                       "SmolLM2 135M (a second copy)", "Trying downloads")
     yield server
     server.close()
 

@@ -299,11 +299,6 @@ def workspace(paths: Paths, es: EvalSet) -> Path:
     return paths.cache_dir / "eval" / f"{slug}-{key}"
 
 
-def workspace_paths(root: Path) -> Paths:
-    return Paths(config_dir=root / "config", data_dir=root / "data", cache_dir=root / "cache",
-                 log_dir=root / "logs")
-
-
 def write_corpus(es: EvalSet, folder: Path) -> int:
     """Each document as `<id>.txt`: its title, a blank line, its text. Files
     already there with the same content are left alone (their index stays)."""
@@ -479,7 +474,7 @@ def evaluate(es: EvalSet, paths: Paths, settings: Any, *, reindex: bool = False,
         if reindex and home.exists():
             shutil.rmtree(home)
         write_corpus(es, ws / "files")
-        kb = KnowledgeBase(workspace_paths(home), settings, writer=True)
+        kb = KnowledgeBase(Paths.under(home), settings, writer=True)
         try:
             kb.add_folder(ws / "files")
             stats = kb.reconcile(progress=index_progress or ev.ignore)
@@ -528,7 +523,7 @@ def answer_questions(es: EvalSet, kb: Any, paths: Paths, settings: Any, *,
 
     used = load_prompt(prompt)  # an unknown prompt fails before any question
     root = paths.cache_dir / "eval" / "answers"
-    store_paths = workspace_paths(root)
+    store_paths = Paths.under(root)
     store_paths.ensure(store_paths.data_dir)
     store = ConversationStore(store_paths.conversations_db)
     assistant = Assistant(settings, store_paths, store=store, knowledge=kb)
