@@ -138,17 +138,9 @@ def _load_settings() -> Any:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from app.core.answer import AnswerSession
     from app.core.assistant import AskOptions, Assistant
-    from app.core.events import (
-        Delta,
-        Error,
-        Fallback,
-        Finished,
-        Route,
-        Sources,
-        Started,
-        to_dict,
-    )
+    from app.core.events import Delta, Fallback, Progress
     from app.core.llm.provider import CancelToken
     from app.paths import get_paths
 
@@ -178,95 +170,83 @@ def cmd_ask(args: argparse.Namespace) -> int:
         cancel.cancel()
 
     signal.signal(signal.SIGINT, on_interrupt)
-    result: dict[str, Any] = {}
-    error: Error | None = None
-    started: Started | None = None
-    route: Route | None = None
-    finished: Finished | None = None
-    sources: Sources | None = None
+    session = AnswerSession()
+    reading = _ReadingLine(enabled=not args.json and sys.stderr.isatty())
     try:
         for event in assistant.ask(question, args.conversation, options, cancel):
-            if isinstance(event, Delta):
-                if not args.json:
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
-            elif isinstance(event, Started):
-                started = event
+            session.fold(event)
+            if args.json:
+                continue
+            if isinstance(event, Progress):
+                reading.show(session.state.reading_text)
+            elif isinstance(event, Delta):
+                reading.clear()
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
             elif isinstance(event, Fallback):
-                if not args.json:
-                    # Text already printed cannot be taken back: mark where it ends.
-                    if event.abandoned:
-                        sys.stdout.write("\n")
-                        sys.stdout.flush()
-                    print(f"— {event.detail}; continuing with {event.provider}/{event.model}",
-                          file=sys.stderr)
-            elif isinstance(event, Route):
-                route = event
-            elif isinstance(event, Sources):
-                sources = event
-            elif isinstance(event, Finished):
-                finished = event
-            elif isinstance(event, Error):
-                error = event
+                reading.clear()
+                # Text already printed cannot be taken back: mark where it ends.
+                if event.abandoned:
+                    sys.stdout.write("\n")
+                    sys.stdout.flush()
+                print(f"— {event.detail}; continuing with {event.provider}/{event.model}",
+                      file=sys.stderr)
     finally:
+        reading.clear()
         signal.signal(signal.SIGINT, previous)
         assistant.close()
-    if not args.json and (finished or (error and error.partial)):
+    state = session.state
+    if args.json:
+        if state.events:
+            print(json.dumps(state.to_json(), ensure_ascii=False, indent=2))
+    elif state.text:
         sys.stdout.write("\n")
         sys.stdout.flush()
-    if finished is not None:
-        t, u = finished.timings, finished.usage
-        result = {
-            "answer": finished.answer,
-            "model": finished.model,
-            "provider": finished.provider,
-            "conversation_id": finished.conversation_id,
-            "finish_reason": finished.finish_reason,
-            "timings": {
-                "ttft_s": _round(t.ttft_s), "tokens_per_s": _round(t.tokens_per_s),
-                "total_s": _round(t.total_s), "load_s": _round(t.load_s),
-                "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            },
-            "route": to_dict(route) if route else None,
-            "notes": list(finished.notes),
-            "prompt": finished.prompt,
-            "local_only": finished.local_only,
-            "sources": [to_dict(s) for s in sources.sources] if sources else [],
-        }
-        if args.json:
-            print(json.dumps(result, ensure_ascii=False, indent=2))
-        else:
-            if sources:
+    if state.phase in ("answered", "cancelled") and state.error is None:
+        if not args.json:
+            if state.sources:
                 print("Sources:")
-                for src in sources.sources:
+                for src in state.sources:
                     lines = (f":{src.start_line}-{src.end_line}" if src.start_line is not None
                              else "")
                     page = f" page {src.page}" if src.page is not None else ""
                     print(f"  [{src.number}] {src.path}{page}{lines}")
-            tps = f" · {t.tokens_per_s:.1f} tok/s" if t.tokens_per_s else ""
-            note = "".join(f" · {n}" for n in finished.notes)
-            summary = route.summary if route else (
-                f"answered by {finished.provider}/{finished.model}")
+            t = state.timings
+            tps = f" · {t.tokens_per_s:.1f} tok/s" if t and t.tokens_per_s else ""
+            note = "".join(f" · {n}" for n in state.notes)
+            summary = state.route.summary if state.route else (
+                f"answered by {state.provider}/{state.model}")
             print(f"— {summary}{tps} · conversation "
-                  f"{finished.conversation_id[:8]}{note}", file=sys.stderr)
-        if finished.finish_reason == "cancelled":
+                  f"{(state.conversation_id or '')[:8]}{note}", file=sys.stderr)
+        return EXIT_INTERRUPTED if state.phase == "cancelled" else EXIT_OK
+    if state.error is not None:
+        if state.phase == "cancelled":
+            if not args.json:
+                print(state.error, file=sys.stderr)
             return EXIT_INTERRUPTED
-        return EXIT_OK
-    if error is not None:
-        if args.json:
-            print(json.dumps({"error": error.message, "reason": error.reason,
-                              "conversation_id": error.conversation_id,
-                              "partial": error.partial,
-                              "route": to_dict(route) if route else None,
-                              "provider": started.provider if started else None,
-                              "model": started.model if started else None},
-                             ensure_ascii=False, indent=2))
-        return fail(error.message)
+        return fail(state.error)
     return fail("no answer was produced.")
 
 
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 4)
+class _ReadingLine:
+    """"Reading your question and files… N %" on the terminal while a long
+    prompt is read, overwritten in place and cleared before the answer."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.shown = False
+
+    def show(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r{text}\x1b[K")
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from app.core.events import (
     Event,
     Fallback,
     Finished,
+    Progress,
     Route,
     Sources,
     Started,
@@ -31,7 +32,7 @@ from app.core.events import (
     Usage,
 )
 from app.core.llm.local import LoadedModel, LocalModelConfig, LocalProvider
-from app.core.llm.provider import CancelToken, ChatMessage, TextDelta
+from app.core.llm.provider import CancelToken, ChatMessage, PromptProgress, TextDelta
 from app.core.llm.registry import capabilities_for, load_prices, load_providers
 from app.core.llm.router import (
     Answered,
@@ -80,6 +81,9 @@ class AskOptions:
     use_files: bool = True
     folders: tuple[str, ...] | None = None  # only these indexed folders
     path_glob: str | None = None  # only files whose path matches
+    # Wait for the local model however long it takes, even when a remote
+    # provider could take over (the user chose "Keep waiting").
+    patient: bool = False
 
 
 NO_FILE_MATCHED = "no passage of your files matched this question, so it was answered without them"
@@ -257,12 +261,13 @@ class Assistant:
         stay_local = opts.offline or self.settings["network.offline"] or policy in (
             "local-only", "local")
         yield from offline.iterate(
-            self._answer(conv.id, user_msg.id, question, history, opts, cancel),
+            self._answer(conv.id, user_msg.id, question, history, opts, cancel,
+                         new=conversation_id is None),
             allow_network=not stay_local)
 
     def _answer(
         self, conv_id: str, user_msg_id: str, question: str, history: list[ChatMessage],
-        opts: AskOptions, cancel: CancelToken,
+        opts: AskOptions, cancel: CancelToken, new: bool = False,
     ) -> Iterator[Event]:
         s = self.settings
         started = time.perf_counter()
@@ -291,29 +296,35 @@ class Assistant:
                 repeat_penalty=s["generation.repeat_penalty"],
             )
             answered: Answered | None = None
-            for item in router.run(plan, params, cancel, opts.route, opts.deep):
+            for item in router.run(plan, params, cancel, opts.route, opts.deep, opts.patient):
                 if isinstance(item, TextDelta):
                     text.append(item.text)
                     yield Delta(item.text)
+                elif isinstance(item, PromptProgress):
+                    yield Progress(item.done, item.total)
                 elif isinstance(item, Switched):
                     text.clear()
-                    yield Fallback(item.failed.provider, item.provider, item.model,
-                                   item.failed.reason or "", item.failed.detail, item.abandoned)
+                    failed = item.failed
+                    yield Fallback(failed.provider, item.provider, item.model,
+                                   failed.reason or "", failed.detail, item.abandoned,
+                                   can_wait=failed.provider == "local" and failed.reason in (
+                                       "ttft_timeout", "stalled"))
                 else:
                     answered = item
             assert answered is not None
         except RoutingError as exc:
-            yield from self._fail(conv_id, started, exc.partial or "".join(text), exc, exc.route)
+            yield from self._fail(conv_id, started, exc.partial or "".join(text), exc, exc.route,
+                                  new=new)
             return
         except HearthError as exc:
             yield from self._fail(conv_id, started, "".join(text), exc, None,
-                                  provider_name, model_name)
+                                  provider_name, model_name, new=new)
             return
         except Exception as exc:  # never let an unexpected failure vanish
             log.exception("answer failed")
             err = HearthError(f"Something went wrong while answering: {exc}.", reason="internal")
             yield from self._fail(conv_id, started, "".join(text), err, route,
-                                  provider_name, model_name)
+                                  provider_name, model_name, new=new)
             return
         ended = time.perf_counter()
         answer = "".join(text)
@@ -336,6 +347,12 @@ class Assistant:
         # earlier messages that quote them) may quote it: it is marked too.
         local_only = answered.provider == "local" and (
             any(c.local_only for c in kept) or any(m.local_only for m in history))
+        if outcome == "cancelled" and new and not answer:
+            # Stopped before a word of the first answer: no empty conversation is left.
+            yield route
+            self._discard(conv_id)
+            yield Error("The answer was stopped before it began.", "cancelled")
+            return
         yield route
         self.store.add_message(
             conv_id, "assistant", answer,
@@ -387,9 +404,16 @@ class Assistant:
         ), None
 
 
+    def _discard(self, conv_id: str) -> None:
+        try:
+            self.store.delete(conv_id)
+        except (HearthError, OSError):
+            log.exception("could not remove the conversation of a failed first question")
+
     def _fail(
         self, conv_id: str, started: float, partial: str, exc: HearthError,
         route: Route | None, provider: str = "local", model: str = "unknown",
+        new: bool = False,
     ) -> Iterator[Event]:
         ended = time.perf_counter()
         if route is None:
@@ -401,13 +425,19 @@ class Assistant:
         if answered_by is not None:
             provider, model = answered_by.provider, answered_by.model
         yield route
+        detail = repr(exc.__cause__) if exc.__cause__ else ""
+        if new and not partial:
+            # A first question that got no answer leaves no empty conversation
+            # behind (the shells keep the question for the user to send again).
+            self._discard(conv_id)
+            yield Error(str(exc), exc.reason, detail=detail)
+            return
         try:
             self.store.add_message(conv_id, "assistant", partial, status="error",
                                    model=model, provider=provider, error=str(exc),
                                    total_s=ended - started, route=asdict(route))
         except (HearthError, OSError):
             log.exception("could not store the failed answer")
-        detail = repr(exc.__cause__) if exc.__cause__ else ""
         yield Error(str(exc), exc.reason, detail=detail, conversation_id=conv_id,
                     partial=partial)
 

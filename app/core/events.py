@@ -1,5 +1,5 @@
 """The typed events `Assistant.ask` emits, in order:
-Started · Sources? · (Delta | Fallback)… · Route? · Finished | Error."""
+Started · Sources? · (Progress | Delta | Fallback)… · Route? · Finished | Error."""
 
 from __future__ import annotations
 
@@ -60,6 +60,19 @@ class Delta:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """The local model is reading the prompt (the question, the history and
+    the passages from the user's files): `done` of `total` tokens."""
+
+    done: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 0
+
+
+@dataclass(frozen=True)
 class Attempt:
     provider: str
     model: str
@@ -104,6 +117,9 @@ class Fallback:
     reason: str
     detail: str
     abandoned: str = ""
+    # The local model was only slow (a deadline passed): the user may choose
+    # to wait for it instead (ask again with `AskOptions.patient`).
+    can_wait: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,7 @@ class Error:
     partial: str = ""
 
 
-Event = Started | Sources | Delta | Fallback | Route | Finished | Error
+Event = Started | Sources | Progress | Delta | Fallback | Route | Finished | Error
 
 
 def to_dict(event: Any) -> dict[str, Any]:
@@ -145,6 +161,6 @@ def to_dict(event: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "Attempt", "Delta", "Error", "Event", "Fallback", "Finished", "Route", "Source", "Sources",
-    "Started", "Timings", "Usage", "to_dict",
+    "Attempt", "Delta", "Error", "Event", "Fallback", "Finished", "Progress", "Route", "Source",
+    "Sources", "Started", "Timings", "Usage", "to_dict",
 ]

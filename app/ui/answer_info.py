@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.answer import AnswerState
 from app.core.conversations import Message
 from app.core.events import Attempt, Finished, Route, Source, Timings, Usage
 
@@ -46,6 +47,18 @@ class AnswerInfo:
             route=route, usage=event.usage, timings=event.timings, sources=sources,
             notes=event.notes, finish_reason=event.finish_reason,
             prompt=event.prompt, local_only=event.local_only,
+        )
+
+    @classmethod
+    def from_state(cls, state: AnswerState) -> AnswerInfo:
+        """What a live answer's session knows, once it has ended."""
+        status = {"answered": "complete", "cancelled": "cancelled", "failed": "error"}.get(
+            state.phase, "streaming")
+        return cls(
+            provider=state.provider, model=state.model, status=status, route=state.route,
+            usage=state.usage, timings=state.timings, sources=state.sources,
+            notes=state.notes, error=state.error, finish_reason=state.finish_reason,
+            prompt=state.prompt, local_only=state.local_only,
         )
 
     @classmethod

@@ -3,6 +3,7 @@ Markdown while they stream, with Copy / Regenerate / Edit and the badge."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
@@ -78,6 +79,10 @@ class MessageBody(QTextBrowser):
         return QSize(400, self.height())
 
 
+# The link of the "Keep waiting" choice on a fallback notice.
+KEEP_WAITING = "hearth:keep-waiting"
+
+
 class MessageWidget(QFrame):
     """One message: who, the text, and its actions."""
 
@@ -102,6 +107,10 @@ class MessageWidget(QFrame):
         self.note_label = QLabel()
         self.note_label.setWordWrap(True)
         self.note_label.setObjectName("fallbackNote")
+        self.note_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.LinksAccessibleByMouse
+            | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
+        self.note_label.linkActivated.connect(self._on_note_link)
         self.note_label.hide()
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
@@ -175,9 +184,21 @@ class MessageWidget(QFrame):
         self.badge.setToolTip(badge_tooltip(info))
         self.badge.show()
 
-    def set_note(self, note: str) -> None:
-        self.note_label.setText(note)
+    def set_note(self, note: str, can_wait: bool = False) -> None:
+        """Why the answer moved to another provider; with `can_wait`, a "Keep
+        waiting" link asks the local model again without a deadline."""
+        if can_wait:
+            self.note_label.setTextFormat(Qt.TextFormat.RichText)
+            self.note_label.setText(f"{html.escape(note)} · <a href='{KEEP_WAITING}'>"
+                                    "Keep waiting for the local model</a>")
+        else:
+            self.note_label.setTextFormat(Qt.TextFormat.PlainText)
+            self.note_label.setText(note)
         self.note_label.setVisible(bool(note))
+
+    def _on_note_link(self, link: str) -> None:
+        if link == KEEP_WAITING:
+            self.view.keep_waiting_requested.emit()
 
     def set_error(self, message: str, details: str = "") -> None:
         self.error_label.setText(message)
@@ -213,6 +234,8 @@ class ChatView(QScrollArea):
     """The messages of one conversation, newest at the bottom."""
 
     regenerate_requested = Signal()
+    # "Keep waiting" on a fallback notice: ask the local model again, without a deadline.
+    keep_waiting_requested = Signal()
     edit_requested = Signal(str)
     details_requested = Signal(object)  # AnswerInfo
     status_message = Signal(str)
@@ -322,10 +345,17 @@ class ChatView(QScrollArea):
 
     def start_answer(self) -> MessageWidget:
         self._streaming = self.add_answer()
-        self._streaming.body.setHtml(
-            f"<p style='color:{palette_colors(self).muted}'>Thinking…</p>")
+        self.set_waiting_text("Thinking…")
         self._pending = ""
         return self._streaming
+
+    def set_waiting_text(self, text: str) -> None:
+        """What the answer says before its first word ("Reading your question
+        and files… 40 %")."""
+        widget = self._streaming
+        if widget is not None and not widget.text and not self._pending:
+            widget.body.setHtml(
+                f"<p style='color:{palette_colors(self).muted}'>{html.escape(text)}</p>")
 
     def append_delta(self, text: str) -> None:
         self._pending += text
@@ -337,7 +367,7 @@ class ChatView(QScrollArea):
             self._streaming.set_text(self._streaming.text + self._pending)
             self._pending = ""
 
-    def restart_answer(self, note: str) -> None:
+    def restart_answer(self, note: str, can_wait: bool = False) -> None:
         """The router moved to another provider: drop the abandoned text
         (drawn or still pending) and say why; the new answer streams in its place."""
         self._timer.stop()
@@ -347,8 +377,8 @@ class ChatView(QScrollArea):
             return
         widget.text = ""
         widget.code_blocks = []
-        widget.body.setHtml(f"<p style='color:{palette_colors(self).muted}'>Thinking…</p>")
-        widget.set_note(note)
+        self.set_waiting_text("Thinking…")
+        widget.set_note(note, can_wait)
 
     def finish_answer(self, info: AnswerInfo | None, error: str | None = None,
                       details: str = "") -> None:

@@ -5,6 +5,7 @@ Everything slow runs in workers; results arrive through signals."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, Signal
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.answer import AnswerSession
 from app.core.assistant import MAX_QUESTION_CHARS, AskOptions, Assistant
 from app.core.errors import HearthError
 from app.core.events import (
@@ -32,7 +34,7 @@ from app.core.events import (
     Error,
     Fallback,
     Finished,
-    Route,
+    Progress,
     Source,
     Sources,
     Started,
@@ -108,7 +110,9 @@ class MainWindow(QMainWindow):
         self._workers = WorkerSet()
         self._worker: GeneratorWorker | None = None
         self._loader: GeneratorWorker | None = None
-        self._route: Route | None = None
+        # The answer being streamed (or the last one), folded from its events.
+        self.session = AnswerSession()
+        self._after_answer: Callable[[], None] | None = None
         self._sources: tuple[Source, ...] = ()
         self._editing: MessageWidget | None = None
         self._load_details = ""
@@ -129,6 +133,7 @@ class MainWindow(QMainWindow):
         # chat
         self.chat = ChatView()
         self.chat.regenerate_requested.connect(self.regenerate)
+        self.chat.keep_waiting_requested.connect(self.keep_waiting)
         self.chat.edit_requested.connect(self.edit_last)
         self.chat.details_requested.connect(self.show_details)
         self.chat.status_message.connect(lambda m: self.statusBar().showMessage(m, 3000))
@@ -588,8 +593,9 @@ class MainWindow(QMainWindow):
         self.input.clear()
         self.ask(question)
 
-    def ask(self, question: str, new_conversation: bool = False) -> None:
-        """Send `question` (in a new conversation if asked) and stream the answer."""
+    def ask(self, question: str, new_conversation: bool = False, patient: bool = False) -> None:
+        """Send `question` (in a new conversation if asked) and stream the answer;
+        `patient`: wait for the local model without a deadline."""
         if self.busy or self._closed:
             return
         if new_conversation:
@@ -598,11 +604,11 @@ class MainWindow(QMainWindow):
         self.chat.add_user(question)
         self.chat.start_answer()
         self.chat.set_busy(True)
-        self._route = None
+        self.session = AnswerSession()
         self._set_sources(())
         conversation = self.conversation_id
         assistant = self.assistant
-        options = self.ask_options()
+        options = replace(self.ask_options(), patient=patient)
         self._worker = GeneratorWorker(
             lambda cancel: assistant.ask(question, conversation, options, cancel), self)
         self._worker.item.connect(self._on_event)
@@ -657,12 +663,22 @@ class MainWindow(QMainWindow):
             self._cancel_edit()
             self.input.clear()
 
-    def regenerate(self) -> None:
+    def regenerate(self, patient: bool = False) -> None:
         last_user = self.chat.last("user")
         if last_user is None or self.busy:
             return
         if self._drop_from(last_user):
-            self.ask(last_user.text)
+            self.ask(last_user.text, patient=patient)
+
+    def keep_waiting(self) -> None:
+        """The user would rather wait for the local model than take the
+        fallback's answer: stop that answer and ask the local model again,
+        with no deadline (what it had read of the prompt is still cached)."""
+        if self.busy:
+            self._after_answer = lambda: self.regenerate(patient=True)
+            self.stop()
+        else:
+            self.regenerate(patient=True)
 
     def edit_last(self, text: str) -> None:
         if self.busy:
@@ -691,37 +707,39 @@ class MainWindow(QMainWindow):
         return True
 
     def _on_event(self, event: object) -> None:
+        state = self.session.fold(event)
         if isinstance(event, Started):
-            new = self.conversation_id != event.conversation_id
-            self.conversation_id = event.conversation_id
+            new = self.conversation_id != state.conversation_id
+            self.conversation_id = state.conversation_id
             user = self.chat.last("user")
             if user is not None:
-                user.message_id = event.message_id
+                user.message_id = state.question_id
             if new:
-                self.conversations.refresh(event.conversation_id)
-                self.conversations.select(event.conversation_id)
+                self.conversations.refresh(state.conversation_id)
+                self.conversations.select(state.conversation_id)
         elif isinstance(event, Sources):
-            self._set_sources(event.sources)
+            self._set_sources(state.sources)
+        elif isinstance(event, Progress):
+            self.chat.set_waiting_text(state.reading_text)
         elif isinstance(event, Delta):
             self.chat.append_delta(event.text)
         elif isinstance(event, Fallback):
             note = fallback_note(event.detail, event.provider, event.model)
-            self.chat.restart_answer(note)
+            self.chat.restart_answer(note, event.can_wait)
             self.statusBar().showMessage(note, 10_000)
-        elif isinstance(event, Route):
-            self._route = event
         elif isinstance(event, Finished):
-            info = AnswerInfo.from_finished(event, self._route, self._sources)
-            self.chat.finish_answer(info)
-            self.conversations.refresh(event.conversation_id)
+            self.chat.finish_answer(AnswerInfo.from_state(state))
+            self.conversations.refresh(state.conversation_id)
             self.answer_finished.emit(event)
         elif isinstance(event, Error):
-            info = None
-            if self._route is not None and self._route.attempts:
-                last = self._route.attempts[-1]
-                info = AnswerInfo(last.provider, last.model, status="error", route=self._route,
-                                  sources=self._sources, error=event.message)
-            self.chat.finish_answer(info, event.message, event.detail)
+            info = AnswerInfo.from_state(state) if state.route and state.route.attempts \
+                else None
+            self.chat.finish_answer(info, state.error, state.error_detail)
+            if state.discarded:
+                # The first question got no answer and left no conversation:
+                # the next one starts a new conversation.
+                self.conversation_id = None
+                self.conversations.refresh()
             self.statusBar().showMessage(event.message, 10_000)
             self.answer_failed.emit(event.message)
 
@@ -736,6 +754,9 @@ class MainWindow(QMainWindow):
         self.chat.set_busy(False)
         self.send_button.setEnabled(True)
         self.stop_button.setEnabled(False)
+        after, self._after_answer = self._after_answer, None
+        if after is not None:
+            after()
 
     def _set_sources(self, sources: tuple[Source, ...]) -> None:
         self._sources = tuple(sources)

@@ -19,14 +19,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.answer import AnswerSession
 from app.core.assistant import MAX_QUESTION_CHARS, Assistant
-from app.core.events import Delta, Error, Fallback, Finished, Route, Source, Sources, Started
+from app.core.events import Delta, Error, Fallback, Finished, Progress, Sources, Started
 from app.ui.answer_info import AnswerInfo, badge_text, fallback_note
 from app.ui.chat_view import RENDER_INTERVAL_MS, palette_colors
 from app.ui.details_dialog import location
 from app.ui.markdown import render_markdown
 from app.ui.theme import app_icon
 from app.ui.workers import GeneratorWorker, WorkerSet
+
+WIDTH = 560
+# The height once an answer is shown (the popup grows to it when asked).
+ANSWER_HEIGHT = 380
 
 
 class QuickAsk(QWidget):
@@ -38,13 +43,13 @@ class QuickAsk(QWidget):
         super().__init__(None, Qt.WindowType.Tool | Qt.WindowType.FramelessWindowHint
                          | Qt.WindowType.WindowStaysOnTopHint)
         self.assistant = assistant
-        self.setWindowTitle("Hearth — Quick Ask")
+        # The platform adds the application's name: "Quick Ask — Hearth".
+        self.setWindowTitle("Quick Ask")
         self.setWindowIcon(app_icon())
         self.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)
         self.conversation_id: str | None = None
         self.answer = ""
-        self._route: Route | None = None
-        self._sources: tuple[Source, ...] = ()
+        self.session = AnswerSession()
         self._worker: GeneratorWorker | None = None
         self._continue_after = False
         self._workers = WorkerSet()
@@ -75,12 +80,17 @@ class QuickAsk(QWidget):
         self.badge = QLabel()
         self.badge.setObjectName("placeholder")
         self.badge.setWordWrap(True)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the answer")
+        self.stop_button.hide()
+        self.stop_button.clicked.connect(self.stop)
         self.continue_button = QPushButton("Continue in Hearth")
         self.continue_button.setToolTip("Open this exchange as a conversation in the main window")
         self.continue_button.setEnabled(False)
         self.continue_button.clicked.connect(self._continue)
         row = QHBoxLayout()
         row.addWidget(self.badge, 1)
+        row.addWidget(self.stop_button)
         row.addWidget(self.continue_button)
         inner = QVBoxLayout(frame)
         inner.setContentsMargins(14, 12, 14, 12)
@@ -93,7 +103,7 @@ class QuickAsk(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(frame)
-        self.resize(560, 120)
+        self.setFixedWidth(WIDTH)
 
     # -- showing -------------------------------------------------------------------
 
@@ -103,10 +113,10 @@ class QuickAsk(QWidget):
         pos = near or QCursor.pos()
         screen = QGuiApplication.screenAt(pos) or QGuiApplication.primaryScreen()
         area = screen.availableGeometry() if screen else QRect(0, 0, 1280, 800)
-        width, height = 560, 380
+        width, height = WIDTH, ANSWER_HEIGHT
         x = min(max(area.left(), pos.x() - width // 2), area.right() - width)
         y = min(max(area.top(), pos.y() + 16), area.bottom() - height)
-        self.resize(width, 120)
+        self.adjustSize()  # its natural height: the input, and the badge once there is one
         self.move(x, y)
         self.show()
         self.raise_()
@@ -153,15 +163,15 @@ class QuickAsk(QWidget):
                                f"Hearth accepts up to {MAX_QUESTION_CHARS:,}.")
             return
         self.answer = ""
-        self._route = None
-        self._sources = ()
+        self.session = AnswerSession()
         self.note.clear()
         self.note.hide()
-        self.view.setHtml(f"<p style='color:{palette_colors(self).muted}'>Thinking…</p>")
+        self._waiting("Thinking…")
         self.view.show()
         self.sources_label.hide()
         self.badge.setText("")
-        self.resize(self.width(), 380)
+        self.stop_button.show()
+        self.resize(self.width(), max(self.sizeHint().height(), ANSWER_HEIGHT))
         conversation = self.conversation_id
         assistant = self.assistant
         self._worker = GeneratorWorker(
@@ -175,38 +185,51 @@ class QuickAsk(QWidget):
         if self._worker is not None:
             self._worker.stop()
 
+    def _waiting(self, text: str) -> None:
+        self.view.setHtml(f"<p style='color:{palette_colors(self).muted}'>"
+                          f"{html.escape(text)}</p>")
+
     def _on_event(self, event: object) -> None:
+        state = self.session.fold(event)
         if isinstance(event, Started):
-            self.conversation_id = event.conversation_id
+            self.conversation_id = state.conversation_id
             self.continue_button.setEnabled(True)
+            self.badge.setText(f"{'Local' if state.provider == 'local' else 'Remote'} · "
+                               f"{state.model}")
         elif isinstance(event, Sources):
-            self._sources = tuple(event.sources)
             self.sources_label.setText("Sources: " + "  ".join(
                 html.escape(f"[{s.number}] {s.path.rsplit('/', 1)[-1]} {location(s)}".strip())
-                for s in self._sources))
-            self.sources_label.setVisible(bool(self._sources))
+                for s in state.sources))
+            self.sources_label.setVisible(bool(state.sources))
+        elif isinstance(event, Progress):
+            self._waiting(state.reading_text)
         elif isinstance(event, Delta):
-            self.answer += event.text
+            self.answer = state.text
             if not self._timer.isActive():
                 self._timer.start()
         elif isinstance(event, Fallback):
             # The abandoned text goes; the new provider's answer streams in its place.
             self._timer.stop()
             self.answer = ""
-            self.view.setHtml(f"<p style='color:{palette_colors(self).muted}'>Thinking…</p>")
+            self._waiting("Thinking…")
             self.note.setText(fallback_note(event.detail, event.provider, event.model))
             self.note.show()
-        elif isinstance(event, Route):
-            self._route = event
+            self.badge.setText(f"Remote · {event.model}")
         elif isinstance(event, Finished):
             self._timer.stop()
+            self.answer = state.text
             self._render()
-            self.badge.setText(badge_text(
-                AnswerInfo.from_finished(event, self._route, self._sources)))
+            self.badge.setText(badge_text(AnswerInfo.from_state(state)))
             self.answer_finished.emit(event)
         elif isinstance(event, Error):
             self._timer.stop()
+            self.answer = state.text
             self._render()
+            if not self.answer:
+                self.view.hide()
+            if state.discarded:
+                self.conversation_id = None
+                self.continue_button.setEnabled(False)
             self.badge.setText(event.message)
             self.answer_failed.emit(event.message)
 
@@ -221,6 +244,7 @@ class QuickAsk(QWidget):
             bar.setValue(bar.maximum())
 
     def _on_done(self) -> None:
+        self.stop_button.hide()
         if self._continue_after:
             self._continue_after = False
             if self.conversation_id:

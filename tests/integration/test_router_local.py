@@ -13,10 +13,16 @@ import pytest
 
 from app.core import offline
 from app.core.assistant import AskOptions, Assistant
-from app.core.events import Delta, Error, Fallback, Finished, Route
+from app.core.events import Delta, Error, Fallback, Finished, Progress, Route
 from app.core.llm.local import LocalProvider
 from app.core.llm.openai_compat import OpenAICompatProvider
-from app.core.llm.provider import CancelToken, Capabilities, ChatMessage, TextDelta
+from app.core.llm.provider import (
+    CancelToken,
+    Capabilities,
+    ChatMessage,
+    PromptProgress,
+    TextDelta,
+)
 from app.core.llm.registry import ProviderConfig, add_provider
 from app.core.llm.router import Answered, GenParams, Router, RoutingConfig, Switched
 from app.core.prompting import ContextChunk, PromptPlan
@@ -45,7 +51,9 @@ def provider_for(server: FaultServer, name: str = "faulty") -> OpenAICompatProvi
 def test_first_token_timeout_stops_the_local_model_and_falls_back(
         engine: LocalProvider, remote: FaultServer) -> None:
     fallback = provider_for(remote)
-    router = Router(lambda: engine, [fallback], RoutingConfig(ttft_timeout_s=0.2))
+    # No reading allowance: the deadline is the bare 0.2 s.
+    router = Router(lambda: engine, [fallback],
+                    RoutingConfig(ttft_timeout_s=0.2, reading_allowance=0))
     plan = PromptPlan("", (), LONG_QUESTION)
     assert engine.count_tokens(plan.render()) > 1500  # seconds of prompt evaluation here
     items = list(router.run(plan, GenParams(max_tokens=32), CancelToken()))
@@ -170,7 +178,7 @@ def test_the_facade_records_the_fallback_and_stores_the_route(
     assert reasons == ["ttft_timeout", None]
 
 
-def test_everything_failing_keeps_the_question_and_names_each_attempt(
+def test_everything_failing_names_each_attempt_and_leaves_no_empty_conversation(
         assistant: Assistant, remote: FaultServer, tmp_path: Path) -> None:
     remote.queue("500", "500", "500")
     events = list(assistant.ask("Hello?", None, AskOptions(
@@ -179,21 +187,75 @@ def test_everything_failing_keeps_the_question_and_names_each_attempt(
     assert isinstance(err, Error) and err.reason == "all_failed"
     assert err.message.startswith("No provider could answer: no local model; faulty: ")
     assert isinstance(events[-2], Route) and len(events[-2].attempts) == 4
-    stored = assistant.store.messages(err.conversation_id)
+    # A first question that got no answer leaves no conversation behind.
+    assert err.conversation_id is None and assistant.store.search() == []
+    # In a conversation that exists, the failure is kept with its route.
+    conv = assistant.store.create("notes")
+    remote.queue("500", "500", "500")
+    events = list(assistant.ask("Hello?", conv.id, AskOptions(
+        model_path=str(tmp_path / "gone.gguf"))))
+    assert isinstance(events[-1], Error) and events[-1].conversation_id == conv.id
+    stored = assistant.store.messages(conv.id)
     assert stored[0].content == "Hello?" and stored[1].status == "error"
     assert stored[1].route["summary"].startswith("no answer")
 
 
-def test_local_only_sends_nothing_even_with_providers_configured(
+def test_local_only_sends_nothing_and_never_cuts_the_local_model_off(
         assistant: Assistant, remote: FaultServer) -> None:
+    # A deadline far shorter than reading this prompt takes: with nothing
+    # allowed to take over, the local model answers however long it needs.
     assistant.settings.override("routing.ttft_timeout_s", 0.05)
+    assistant.settings.override("routing.stall_timeout_s", 0.01)
     events = list(assistant.ask(LONG_QUESTION, None, AskOptions(max_tokens=8,
                                                                 route="local-only")))
-    err = events[-1]
-    assert isinstance(err, Error) and err.reason == "ttft_timeout"
-    assert err.message == "Local model timed out after 0.05 s."
+    done = events[-1]
+    assert isinstance(done, Finished) and done.provider == "local", events[-1]
+    assert not [e for e in events if isinstance(e, Fallback)]
     assert remote.requests == []
     assert not offline.is_enabled()  # held for that question only
+    # The prompt was read in steps the window can show ("Reading… N %").
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert len(progress) >= 3 and progress[0].total == done.usage.prompt_tokens
+    assert [p.done for p in progress] == sorted(p.done for p in progress)
+    assert progress[-1].done == progress[-1].total - 1
+
+
+@pytest.mark.parametrize("how", ["offline", "fallback switched off", "patient"])
+def test_no_deadline_when_nothing_can_take_over_or_the_user_waits(
+        assistant: Assistant, remote: FaultServer, how: str) -> None:
+    assistant.settings.override("routing.ttft_timeout_s", 0.05)
+    options = AskOptions(max_tokens=8, offline=how == "offline", patient=how == "patient")
+    if how == "fallback switched off":
+        assistant.settings.override("routing.remote_fallback", False)
+    events = list(assistant.ask(LONG_QUESTION, None, options))
+    assert isinstance(events[-1], Finished) and events[-1].provider == "local", events[-1]
+    assert remote.requests == []
+
+
+def test_a_long_prompt_is_not_a_timeout_while_it_is_being_read(
+        engine: LocalProvider, remote: FaultServer) -> None:
+    fallback = provider_for(remote)
+    plan = PromptPlan("", (), LONG_QUESTION)
+    # Reading about 3,000 tokens takes far longer than 0.05 s here, but each
+    # batch is reported as it is read, so the deadline waits (up to 0.05 s ×
+    # 10,001 in all, which is never reached here).
+    router = Router(lambda: engine, [fallback],
+                    RoutingConfig(ttft_timeout_s=0.05, reading_allowance=10_000))
+    items = list(router.run(plan, GenParams(max_tokens=4), CancelToken()))
+    answered = items[-1]
+    assert isinstance(answered, Answered) and answered.provider == "local", answered.route
+    assert remote.requests == []
+    assert sum(isinstance(i, PromptProgress) for i in items) >= 3
+    # With the allowance used up, the same prompt falls back and says why.
+    router = Router(lambda: engine, [fallback],
+                    RoutingConfig(ttft_timeout_s=0.05, reading_allowance=1))
+    answered = list(router.run(PromptPlan("", (), LONG_QUESTION + " Again."),
+                               GenParams(max_tokens=4), CancelToken()))[-1]
+    assert isinstance(answered, Answered) and answered.provider == "faulty"
+    detail = answered.route.attempts[0].detail
+    assert detail.startswith("local model was still reading a 3,") and "-token prompt after" \
+        in detail, detail
+    fallback.close()
 
 
 def test_offline_is_held_while_a_local_only_answer_streams(assistant: Assistant) -> None:

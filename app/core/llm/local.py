@@ -34,6 +34,7 @@ from app.core.llm.provider import (
     Capabilities,
     ChatMessage,
     ChatRequest,
+    PromptProgress,
     StreamEnd,
     StreamItem,
     TextDelta,
@@ -549,6 +550,14 @@ class LocalProvider:
         self._set_abort(True)
         finish = "length"
         produced = 0
+        try:
+            self._read_prompt(llm, tokens, emit)
+        except RuntimeError as exc:
+            if not cancel.cancelled:
+                raise GenerationError(f"The local model failed while reading the prompt: "
+                                      f"{exc}.") from exc
+            emit(StreamEnd("cancelled", len(tokens), 0, loaded.name, tuple(notes)))
+            return
         gen = llm.generate(
             tokens, temp=request.temperature, top_p=request.top_p,
             repeat_penalty=request.repeat_penalty, reset=True
@@ -584,6 +593,33 @@ class LocalProvider:
             if tail:
                 emit(TextDelta(tail))
         emit(StreamEnd(finish, len(tokens), produced, loaded.name, tuple(notes)))
+
+
+    def _read_prompt(self, llm: Llama, tokens: list[int], emit: Callable[[Any], None]) -> None:
+        """Evaluate all but the prompt's last token in batches, saying how far
+        it got after each (a long prompt on a slow machine takes a while, and
+        the user sees it being read). `generate` then finds them in the cache
+        and reads only the last token. The prefix already in the cache from
+        the previous question is reused, as `generate` itself would."""
+        total = len(tokens)
+        step = max(1, int(llm.n_batch))
+        if total <= step or llm._is_recurrent or llm._is_hybrid:
+            return  # one batch: nothing to report; recurrent state cannot be trimmed
+        body = tokens[:-1]
+        cached = 0
+        for a, b in zip(llm._input_ids, body, strict=False):
+            if a != b:
+                break
+            cached += 1
+        if cached and llm._ctx.kv_cache_seq_rm(-1, cached, -1):
+            llm.n_tokens = cached
+        else:
+            cached = 0
+            llm.reset()
+        emit(PromptProgress(cached, total))
+        for start in range(cached, len(body), step):
+            llm.eval(body[start:start + step])
+            emit(PromptProgress(min(start + step, len(body)), total))
 
 
 # Placeholders for the messages' text while the template is rendered

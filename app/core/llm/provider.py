@@ -64,7 +64,16 @@ class StreamEnd:
     notes: tuple[str, ...] = field(default=())
 
 
-StreamItem = TextDelta | StreamEnd
+@dataclass(frozen=True)
+class PromptProgress:
+    """The local model has read `done` of the prompt's `total` tokens (sent
+    while a long prompt is read, before the first token of the answer)."""
+
+    done: int
+    total: int
+
+
+StreamItem = TextDelta | StreamEnd | PromptProgress
 
 
 class CancelToken:

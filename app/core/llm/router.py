@@ -27,6 +27,7 @@ from app.core.llm.provider import (
     CancelToken,
     Capabilities,
     ChatRequest,
+    PromptProgress,
     StreamEnd,
     StreamItem,
     TextDelta,
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 POLICIES = ("auto", "local-only", "remote-first")
 # A Retry-After longer than this is not waited for: the next provider is tried.
 MAX_RETRY_AFTER_S = 30.0
+# While the local model reads a long prompt (and keeps making progress), the
+# first-token deadline waits, up to this many times itself in addition: a
+# prompt that takes longer than that is better answered by the fallback.
+READING_ALLOWANCE_MAX = 5.0
 
 
 class RemoteProvider(Protocol):
@@ -74,6 +79,9 @@ class RoutingConfig:
     max_backoff_s: float = 8.0
     breaker_failures: int = 3
     breaker_cooldown_s: float = 60.0
+    # How much reading time a long prompt may add to the first-token deadline,
+    # in multiples of ttft_timeout_s (0: the deadline is ttft_timeout_s alone).
+    reading_allowance: float = READING_ALLOWANCE_MAX
 
     @classmethod
     def from_settings(cls, s: Any) -> RoutingConfig:
@@ -133,7 +141,55 @@ class Answered:
     context_used: tuple[int, ...] = ()
 
 
-RouterItem = TextDelta | Switched | Answered
+RouterItem = TextDelta | Switched | Answered | PromptProgress
+
+
+class FirstTokenDeadline:
+    """When the first token is due. A short prompt: `base_s` after the start
+    (routing.ttft_timeout_s). A long prompt the local model reads in batches
+    (it reports each): a long prompt is not a stuck model, so while each
+    batch follows the last in good time (within `base_s`, or three times the
+    batches' average so far, whichever is longer) the answer waits; in all at
+    most (1 + `allowance`) × `base_s`, after which the fallback is the better
+    answer."""
+
+    def __init__(self, base_s: float, allowance: float = READING_ALLOWANCE_MAX) -> None:
+        self.base_s = base_s
+        self.allowance = allowance
+        self.started = time.perf_counter()
+        self.total = 0
+        self.batches = 0  # read since the first report
+        self._first: float | None = None
+        self._last: float | None = None
+
+    def start(self, now: float) -> None:
+        self.started = now
+
+    def due(self) -> float:
+        """The perf_counter time the first token is due by."""
+        if self._last is None or self._first is None:
+            return self.started + self.base_s
+        cap = self.started + self.base_s * (1 + self.allowance)
+        if not self.batches:
+            return cap  # how long a batch takes is not known yet
+        average = (self._last - self._first) / self.batches
+        return min(cap, self._last + max(self.base_s, 3 * average))
+
+    def progress(self, item: PromptProgress, now: float) -> None:
+        """A report from the local model while it reads the prompt."""
+        self.total = item.total
+        if self._first is None:
+            self._first = now
+        else:
+            self.batches += 1
+        self._last = now
+
+    def describe(self, label: str, now: float) -> str:
+        elapsed = now - self.started
+        if self._last is None or not self.allowance:
+            return f"{label} timed out after {self.base_s:g} s"
+        return (f"{label} was still reading a {self.total:,}-token prompt after "
+                f"{elapsed:.3g} s")
 
 
 class RoutingError(HearthError):
@@ -296,7 +352,10 @@ class Router:
     # -- running -----------------------------------------------------------------
 
     def run(self, plan: PromptPlan, params: GenParams, cancel: CancelToken,
-            policy: str | None = None, deep: bool = False) -> Iterator[RouterItem]:
+            policy: str | None = None, deep: bool = False, patient: bool = False
+            ) -> Iterator[RouterItem]:
+        """Answer `plan`. `patient`: the user chose to wait for the local model,
+        so it gets no deadline even when a fallback could take over."""
         run = _Run(time.perf_counter())
         resolved = self.resolve_policy(policy)
         cfg = self.config
@@ -327,7 +386,9 @@ class Router:
             if isinstance(cand, str):
                 if heavy_why and index == 0:
                     continue
-                steps = self._local(plan, params, cancel, run)
+                # With nothing to take over, a deadline could only lose the answer.
+                waits = patient or not self._can_take_over(order[index + 1:], params)
+                steps = self._local(plan, params, cancel, run, deadlines=not waits)
             else:
                 steps = self._remote(cand, plan, params, cancel, run)
             outcome: _Outcome | None = None
@@ -359,6 +420,15 @@ class Router:
                 pending = Switched(failed, nxt[0], nxt[1], outcome.text)
         raise self._all_failed(resolved, run, last_failed, cancel)
 
+    def _can_take_over(self, rest: Sequence[RemoteProvider | str], params: GenParams) -> bool:
+        """Whether a provider after this one could answer if this one fails."""
+        if not (self.allow_network and offline.network_allowed()):
+            return False
+        return any(
+            not isinstance(cand, str) and self.breaker.allow(cand.name)
+            and (cand.capabilities().vision or not params.needs_vision)
+            for cand in rest)
+
     def _next_name(self, order: list[RemoteProvider | str], index: int,
                    cancel: CancelToken) -> tuple[str, str] | None:
         if cancel.cancelled or index + 1 >= len(order):
@@ -369,7 +439,7 @@ class Router:
         return nxt.name, nxt.model
 
     def _local(self, plan: PromptPlan, params: GenParams, cancel: CancelToken,
-               run: _Run) -> Generator[Any, None, _Outcome | None]:
+               run: _Run, deadlines: bool = True) -> Generator[Any, None, _Outcome | None]:
         started = time.perf_counter()
         model = "local model"
 
@@ -396,9 +466,10 @@ class Router:
         if params.needs_vision and not provider.capabilities().vision:
             err = HearthError("The local model cannot read images.", reason="needs_vision")
             return fail("needs_vision", "the local model cannot read images", err)
+        speed = prompt_speed.get(model)
         try:
-            fitted, dropped = fit_local(provider, plan, loaded.n_ctx,
-                                        prompt_speed.get(model), self.config.ttft_timeout_s)
+            fitted, dropped = fit_local(provider, plan, loaded.n_ctx, speed,
+                                        self.config.ttft_timeout_s if deadlines else 0.0)
         except ContextOverflowError as exc:
             return fail("context_overflow", "the prompt did not fit the local model's context "
                         f"({exc.prompt_tokens:,} of {exc.context_size:,} tokens)", exc)
@@ -409,10 +480,16 @@ class Router:
                              "files left out to fit the local model's context and "
                              "first-token deadline")
         run.context_used = tuple(c.number for c in fitted.context)
+        request = params.request(fitted)
+        first: FirstTokenDeadline | None = None
+        stall: float | None = None
+        if deadlines:
+            first = FirstTokenDeadline(self.config.ttft_timeout_s,
+                                       self.config.reading_allowance)
+            stall = self.config.stall_timeout_s
         # The first-token deadline starts once the model is loaded: loading is
         # not the model being slow to answer.
-        out = yield from self._pump(provider, model, params.request(fitted), cancel,
-                                    self.config.ttft_timeout_s, self.config.stall_timeout_s,
+        out = yield from self._pump(provider, model, request, cancel, first, stall,
                                     "local model")
         self._record(run, out)
         if out.first is not None and out.end is not None and out.end.prompt_tokens:
@@ -482,7 +559,7 @@ class Router:
                     # A remote's own timeout bounds both its first token and any
                     # silence mid-answer; routing.stall_timeout_s is for the local model.
                     out = yield from self._pump(provider, provider.model, request, cancel,
-                                                provider.config.timeout_s,
+                                                FirstTokenDeadline(provider.config.timeout_s, 0),
                                                 provider.config.timeout_s, provider.name)
                     out.tries = len(outcomes) + 1
                     outcomes.append(out)
@@ -502,10 +579,11 @@ class Router:
         return out
 
     def _pump(self, provider: Any, model: str, request: ChatRequest, cancel: CancelToken,
-              first_token_s: float, stall_s: float, label: str
+              first_token: FirstTokenDeadline | None, stall_s: float | None, label: str
               ) -> Generator[Any, None, _Outcome]:
-        """Run `provider.stream` on its own thread; yield its text; end it when
-        a deadline passes. Returns what happened."""
+        """Run `provider.stream` on its own thread; yield its text (and the
+        local model's prompt progress); end it when a deadline passes (None:
+        no deadline). Returns what happened."""
         child = CancelToken()
         items: queue.SimpleQueue[Any] = queue.SimpleQueue()
         cancel.on_cancel(child.cancel)
@@ -523,6 +601,8 @@ class Router:
                 items.put(_DONE)
 
         out = _Outcome(provider.name, model, time.perf_counter())
+        if first_token is not None:
+            first_token.start(out.started)
         # The attempt runs under this request's network policy.
         offline.start_thread(work, f"hearth-attempt-{provider.name}")
         text: list[str] = []
@@ -530,19 +610,23 @@ class Router:
         try:
             yield _BEGUN
             while True:
+                deadline: float | None = None
                 if out.first is None:
-                    deadline = out.started + first_token_s
-                else:
+                    if first_token is not None:
+                        deadline = first_token.due()
+                elif stall_s is not None:
                     assert out.last is not None
                     deadline = out.last + stall_s
                 try:
-                    item = items.get(timeout=max(0.0, deadline - time.perf_counter()))
+                    item = items.get(timeout=None if deadline is None
+                                     else max(0.0, deadline - time.perf_counter()))
                 except queue.Empty:
                     out.trigger_at = time.perf_counter()
                     child.cancel()
                     if out.first is None:
+                        assert first_token is not None
                         out.reason = "ttft_timeout"
-                        out.detail = f"{label} timed out after {first_token_s:g} s"
+                        out.detail = first_token.describe(label, out.trigger_at)
                     else:
                         out.reason = "stalled"
                         out.detail = f"{label} stalled for {stall_s:g} s mid-answer"
@@ -573,6 +657,10 @@ class Router:
                 elif isinstance(item, StreamEnd):
                     out.end = item
                     out.model = item.model or model
+                elif isinstance(item, PromptProgress):
+                    if first_token is not None:
+                        first_token.progress(item, time.perf_counter())
+                    yield item
             finished = True
         finally:
             out.ended = time.perf_counter()
