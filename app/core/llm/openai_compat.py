@@ -123,15 +123,15 @@ class OpenAICompatProvider(RemoteProviderBase):
             raise cut_off(self.name, "".join(text))
         elif not "".join(text).strip():
             raise empty_answer(self.name)
-        if stopped_early:
-            prompt_tokens = estimate_tokens("".join(m["content"] for m in messages))
-            completion_tokens = limits.max_tokens
-        elif usage is not None:
+        if usage is not None:
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
         else:
             prompt_tokens = estimate_tokens("".join(m["content"] for m in messages))
             completion_tokens = estimate_tokens("".join(text))
-            notes = (f"{self.name} reported no token counts; they are estimated",)
+            if not stopped_early:
+                notes = (f"{self.name} reported no token counts; they are estimated",)
+        if stopped_early:  # what was read, whatever the server counts on to
+            completion_tokens = limits.max_tokens
         yield StreamEnd(finish, prompt_tokens, completion_tokens, model, notes)
 
 

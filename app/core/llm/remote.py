@@ -31,8 +31,8 @@ CONNECT_TIMEOUT_S = 5.0
 READ_BACKSTOP_S = 2.0
 # Each streaming request gets a connection of its own: the socket of a reused
 # keep-alive connection is never seen by the request's trace, so a stop could
-# not end a read that waits on it for the headers. Questions are seconds
-# apart, longer than a pool keeps a connection anyway.
+# not end a read that waits on it for the headers. Questions are mostly
+# further apart than the 5 s a pool keeps a connection, so little is lost.
 MAX_CONNECTIONS = 100
 
 
