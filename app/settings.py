@@ -173,6 +173,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("routing.retries", int, 2,
             "Retries of a remote request after a 429, a server error or a network error.",
             0, 10),
+    Setting("routing.max_answer_s", float, 300.0,
+            "Seconds a remote provider may take for one whole answer before Hearth stops "
+            "reading it and moves on.", 0.01, 86400.0),
     Setting("routing.breaker_failures", int, 3,
             "Failures in a row after which a remote provider is skipped for a while.", 1, 100),
     Setting("routing.breaker_cooldown_s", float, 60.0,

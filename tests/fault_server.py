@@ -1,7 +1,9 @@
 """A loopback HTTP server that speaks the OpenAI and Anthropic streaming
 formats and misbehaves on request: hang before headers, hang mid-stream, send
 only keep-alives, answer 429 with Retry-After, 500, malformed SSE, or cut the
-connection. Every request it receives is logged (for privacy checks).
+connection; or end a stream cleanly but too soon: without its end marker
+("early_end"), with no text ("only_done", "blank"), or never, ignoring
+max_tokens ("endless"). Every request it receives is logged (for privacy checks).
 
 Faults are queued per server: each request takes the next one ("ok" when none
 is left). With `api_key` set, a request without that key (OpenAI's
@@ -20,12 +22,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ANSWER = ("Hello", " from", " the", " loopback", " server", ".")
+# "endless" stops by itself after this many pieces (or when the client leaves).
+ENDLESS_PIECES = 20_000
 
 
 class FaultServer:
     def __init__(self, answer: tuple[str, ...] = ANSWER, retry_after: str = "0.2",
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, drip_s: float = 0.01) -> None:
         self.answer = answer
+        self.drip_s = drip_s
+        # Pieces each "endless" request managed to send, in order of requests.
+        self.endless_sent: list[int] = []
         self.api_key = api_key
         self.retry_after = retry_after
         self.faults: collections.deque[str] = collections.deque()
@@ -135,6 +142,15 @@ class FaultServer:
                 chunk(events[0][:10])
                 h.connection.shutdown(socket.SHUT_RDWR)
                 return
+            if fault in ("early_end", "only_done", "blank"):
+                # A clean end of the body (the last chunk), too soon.
+                for event in self._short_events(fault, anthropic):
+                    chunk(event)
+                h.wfile.write(b"0\r\n\r\n")
+                return
+            if fault == "endless":
+                self._endless(chunk, anthropic)
+                return
             for i, event in enumerate(events):
                 if fault == "hang_mid" and i == 3:
                     self.release.wait(30)
@@ -146,6 +162,40 @@ class FaultServer:
             h.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass  # the client went away: what a cancelled request does
+
+    def _short_events(self, fault: str, anthropic: bool) -> list[str]:
+        if fault == "early_end":  # the opening events and two pieces of text
+            if anthropic:
+                return self._anthropic_events()[:4]
+            return self._openai_events()[:3]
+        if fault == "blank":
+            return (self._anthropic_events((" ", "\n")) if anthropic
+                    else self._openai_events((" ", "\n")))
+        if anthropic:  # only_done: a whole message without a word in it
+            return [e for e in self._anthropic_events(()) if "content_block" not in e]
+        return ["data: [DONE]\n\n"]
+
+    def _endless(self, chunk: Any, anthropic: bool) -> None:
+        """Text at `drip_s` a piece, whatever max_tokens said, until the client
+        goes away (or ENDLESS_PIECES, or `close()`)."""
+        with self._lock:
+            index = len(self.endless_sent)
+            self.endless_sent.append(0)
+        # The opening events: the role (OpenAI); message and block start (Anthropic).
+        opening = self._anthropic_events(())[:2] if anthropic else self._openai_events(())[:1]
+        for event in opening:
+            chunk(event)
+        for i in range(ENDLESS_PIECES):
+            piece = f" word{i}"
+            if anthropic:
+                chunk(_anthropic_event("content_block_delta", {"index": 0, "delta": {
+                    "type": "text_delta", "text": piece}}))
+            else:
+                chunk(_openai_data({**_OPENAI_BASE, "choices": [
+                    {"index": 0, "delta": {"content": piece}, "finish_reason": None}]}))
+            self.endless_sent[index] = i + 1
+            if self.release.wait(self.drip_s):
+                return
 
     def _echo(self, h: BaseHTTPRequestHandler, fault: str, anthropic: bool) -> None:
         """A server that echoes the caller's key back: in a header and a JSON
@@ -180,30 +230,26 @@ class FaultServer:
             h.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
         h.wfile.flush()
 
-    def _openai_events(self) -> list[str]:
-        def data(obj: Any) -> str:
-            return f"data: {json.dumps(obj)}\n\n"
-
-        base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
-                "model": "fault-model"}
-        out = [data({**base, "choices": [{"index": 0, "delta": {"role": "assistant",
-                                                                 "content": ""},
-                                          "finish_reason": None}]})]
-        for piece in self.answer:
-            out.append(data({**base, "choices": [{"index": 0, "delta": {"content": piece},
-                                                  "finish_reason": None}]}))
-        out.append(data({**base, "choices": [{"index": 0, "delta": {},
-                                              "finish_reason": "stop"}]}))
-        out.append(data({**base, "choices": [], "usage": {
-            "prompt_tokens": 21, "completion_tokens": len(self.answer), "total_tokens":
-            21 + len(self.answer)}}))
+    def _openai_events(self, answer: tuple[str, ...] | None = None) -> list[str]:
+        answer = self.answer if answer is None else answer
+        base = _OPENAI_BASE
+        out = [_openai_data({**base, "choices": [{"index": 0, "delta": {"role": "assistant",
+                                                                         "content": ""},
+                                                  "finish_reason": None}]})]
+        for piece in answer:
+            out.append(_openai_data({**base, "choices": [
+                {"index": 0, "delta": {"content": piece}, "finish_reason": None}]}))
+        out.append(_openai_data({**base, "choices": [{"index": 0, "delta": {},
+                                                      "finish_reason": "stop"}]}))
+        out.append(_openai_data({**base, "choices": [], "usage": {
+            "prompt_tokens": 21, "completion_tokens": len(answer), "total_tokens":
+            21 + len(answer)}}))
         out.append("data: [DONE]\n\n")
         return out
 
-    def _anthropic_events(self) -> list[str]:
-        def ev(kind: str, obj: Any) -> str:
-            return f"event: {kind}\ndata: {json.dumps({'type': kind, **obj})}\n\n"
-
+    def _anthropic_events(self, answer: tuple[str, ...] | None = None) -> list[str]:
+        answer = self.answer if answer is None else answer
+        ev = _anthropic_event
         out = [
             ev("message_start", {"message": {
                 "id": "msg_1", "type": "message", "role": "assistant", "model": "fault-claude",
@@ -212,13 +258,25 @@ class FaultServer:
             ev("content_block_start", {"index": 0, "content_block": {"type": "text",
                                                                      "text": ""}}),
         ]
-        for piece in self.answer:
+        for piece in answer:
             out.append(ev("content_block_delta", {"index": 0, "delta": {
                 "type": "text_delta", "text": piece}}))
         out += [
             ev("content_block_stop", {"index": 0}),
             ev("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                 "usage": {"output_tokens": len(self.answer)}}),
+                                 "usage": {"output_tokens": len(answer)}}),
             ev("message_stop", {}),
         ]
         return out
+
+
+_OPENAI_BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                "model": "fault-model"}
+
+
+def _openai_data(obj: Any) -> str:
+    return f"data: {json.dumps(obj)}\n\n"
+
+
+def _anthropic_event(kind: str, obj: Any) -> str:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **obj})}\n\n"

@@ -13,7 +13,15 @@ from app.core.llm.provider import (
     StreamItem,
     TextDelta,
 )
-from app.core.llm.remote import RemoteProviderBase, to_remote_error
+from app.core.llm.remote import (
+    AnswerLimits,
+    ReadInterrupt,
+    RemoteError,
+    RemoteProviderBase,
+    cut_off,
+    empty_answer,
+    to_remote_error,
+)
 
 
 class AnthropicProvider(RemoteProviderBase):
@@ -21,6 +29,11 @@ class AnthropicProvider(RemoteProviderBase):
         import anthropic
 
         return anthropic.Anthropic(**options)
+
+    def _make_http_client(self, **options: Any) -> Any:
+        import anthropic
+
+        return anthropic.DefaultHttpxClient(**options)
 
     def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]:
         import anthropic
@@ -41,35 +54,74 @@ class AnthropicProvider(RemoteProviderBase):
         if cancel.cancelled:
             yield StreamEnd("cancelled", 0, 0, self.model)
             return
+        limits = AnswerLimits(self.name, request.max_tokens, self.max_answer_s())
+        interrupt = ReadInterrupt()
+        cancel.on_cancel(interrupt.fire)
         try:
-            stream = self.client().messages.create(**args)
+            yield from self._read(args, limits, interrupt, cancel, anthropic)
+        finally:
+            interrupt.close()
+
+    def _read(self, args: dict[str, Any], limits: AnswerLimits, interrupt: ReadInterrupt,
+              cancel: CancelToken, anthropic: Any) -> Iterator[StreamItem]:
+        try:
+            with interrupt.sending():
+                stream = self.client().messages.create(**args)
         except Exception as exc:
             if cancel.cancelled:
                 yield StreamEnd("cancelled", 0, 0, self.model)
                 return
             raise to_remote_error(self.name, exc, anthropic) from exc
-        cancel.on_cancel(stream.close)
+        interrupt.watch_response(stream.response)
         finish, prompt_tokens, completion_tokens, model = "length", 0, 0, self.model
+        text: list[str] = []
+        stopped = finished = stopped_early = False
         try:
             for event in stream:
                 if cancel.cancelled:
                     break
+                limits.check_time()
                 kind = event.type
                 if kind == "message_start":
                     model = event.message.model or model
                     prompt_tokens = event.message.usage.input_tokens or 0
                 elif kind == "content_block_delta" and event.delta.type == "text_delta":
-                    if event.delta.text:
-                        yield TextDelta(event.delta.text)
+                    piece = event.delta.text
+                    if piece:
+                        limits.count(piece)
+                        if not limits.over_tokens:
+                            text.append(piece)
+                            yield TextDelta(piece)
                 elif kind == "message_delta":
                     completion_tokens = event.usage.output_tokens or completion_tokens
-                    if event.delta.stop_reason in ("end_turn", "stop_sequence"):
-                        finish = "stop"
+                    limits.server_count(event.usage.output_tokens)
+                    if event.delta.stop_reason:
+                        finished = True
+                        if event.delta.stop_reason in ("end_turn", "stop_sequence"):
+                            finish = "stop"
+                elif kind == "message_stop":
+                    stopped = True
+                # After the stop reason only message_stop is left to come.
+                if limits.over_tokens and not finished:
+                    stopped_early = True
+                    break
+        except RemoteError:
+            raise
         except Exception as exc:
             if not cancel.cancelled:
                 raise to_remote_error(self.name, exc, anthropic) from exc
         finally:
             stream.close()
+        notes: tuple[str, ...] = ()
         if cancel.cancelled:
             finish = "cancelled"
-        yield StreamEnd(finish, prompt_tokens, completion_tokens, model)
+        elif stopped_early:
+            finish, completion_tokens = "length", limits.max_tokens
+            notes = (limits.note(),)
+        elif not (stopped or finished):
+            # A stop_reason is the model's own word that it is done: an answer
+            # that has one is whole even when message_stop is lost after it.
+            raise cut_off(self.name, "".join(text))
+        elif not "".join(text).strip():
+            raise empty_answer(self.name)
+        yield StreamEnd(finish, prompt_tokens, completion_tokens, model, notes)

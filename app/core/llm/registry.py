@@ -45,6 +45,8 @@ class ProviderConfig:
     # Overrides for what the price table says (0 / None: use the table).
     context_window: int = 0
     vision: bool | None = None
+    # Seconds one whole answer may take (None: the routing.max_answer_s setting).
+    max_answer_s: float | None = None
 
     def validate(self) -> ProviderConfig:
         if not NAME_RE.match(self.name) or self.name in RESERVED:
@@ -66,6 +68,9 @@ class ProviderConfig:
             raise ProviderConfigError("The model name is empty; give one with --model.")
         if not 0 < self.timeout_s <= 3600:
             raise ProviderConfigError("The timeout must be between 0 and 3600 seconds.")
+        if self.max_answer_s is not None and not 0 < self.max_answer_s <= 86400:
+            raise ProviderConfigError(
+                "The longest answer time (max_answer_s) must be between 0 and 86400 seconds.")
         for key in self.headers:
             if key.lower() in ("authorization", "x-api-key", "api-key"):
                 raise ProviderConfigError(

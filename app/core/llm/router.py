@@ -604,9 +604,8 @@ class Router:
         if first_token is not None:
             first_token.start(out.started)
         # The attempt runs under this request's network policy.
-        offline.start_thread(work, f"hearth-attempt-{provider.name}")
+        worker = offline.start_thread(work, f"hearth-attempt-{provider.name}")
         text: list[str] = []
-        finished = False
         try:
             yield _BEGUN
             while True:
@@ -661,12 +660,17 @@ class Router:
                     if first_token is not None:
                         first_token.progress(item, time.perf_counter())
                     yield item
-            finished = True
         finally:
             out.ended = time.perf_counter()
             out.text = "".join(text)
-            if not finished:
-                child.cancel()
+            # No attempt's thread outlives its attempt: a stopped provider
+            # ends its read at once (a remote one shuts its socket down).
+            child.cancel()
+            join_s = 5.0
+            worker.join(join_s)
+            if worker.is_alive():
+                log.warning("%s did not stop within %g s of its attempt ending; its "
+                            "thread is left to finish on its own", label, join_s)
         if isinstance(out.error, RemoteError) and out.error.detail:
             out.detail = f"{label}: {out.error.detail}"
         return out
