@@ -61,6 +61,10 @@ class HearthApp(QObject):
         self.models_dialog: ModelsDialog | None = None
         self.shortcut = GlobalShortcut(self)
         self._quit_done = False
+        if settings.notice:
+            # Stays until the next question: a status-bar message would be gone
+            # before anyone read it, and would say only the last problem.
+            self.window.show_notice(settings.notice)
 
         self.window.hide_on_close = self._keep_in_tray
         self.window.hidden_to_tray.connect(self._first_time_in_tray)
@@ -350,8 +354,6 @@ def run(request: dict[str, Any] | None = None) -> int:
     settings = Settings.load()
     apply_theme(app, str(settings["ui.theme"]))
     hearth = HearthApp(settings, get_paths())
-    for warning in settings.warnings:
-        hearth.window.statusBar().showMessage(warning, 15_000)
     hearth.start()
     if request and request.get("action") != "show":
         QTimer.singleShot(0, lambda: hearth.handle_request(request))
