@@ -23,7 +23,7 @@ from app.ui.indexing import IndexService
 from app.ui.main_window import MainWindow
 from app.ui.models_dialog import ModelsDialog, ModelService
 from app.ui.quick_ask import QuickAsk
-from app.ui.settings_dialog import SettingsDialog, default_pages
+from app.ui.settings_dialog import DesktopPage, SettingsDialog, default_pages
 from app.ui.single_instance import InstanceServer
 from app.ui.theme import app_icon, apply_theme
 from app.ui.tray import Tray
@@ -134,6 +134,9 @@ class HearthApp(QObject):
             self.settings_dialog.providers_changed.connect(
                 lambda _names: self.window.refresh_routes())
             self.settings_dialog.finished.connect(self._forget_settings)
+            desktop = self.settings_dialog.page("Desktop")
+            if isinstance(desktop, DesktopPage) and (self.shortcut.active or self.shortcut.note):
+                desktop.show_shortcut_state(self.shortcut.active, self.shortcut.note)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
         return self.settings_dialog
