@@ -39,6 +39,7 @@ from app.core.llm.registry import (
     save_providers,
 )
 from app.paths import Paths
+from app.ui.labels import WrappedLabel
 from app.settings import Settings
 from app.ui.settings_dialog import SettingsPage
 from app.ui.workers import GeneratorWorker, WorkerSet
@@ -83,9 +84,8 @@ class ProvidersPage(SettingsPage):
         self._worker: GeneratorWorker | None = None
         self._inspect_pending = False
 
-        self.keyring_note = QLabel()
+        self.keyring_note = WrappedLabel()
         self.keyring_note.setObjectName("keyringNote")
-        self.keyring_note.setWordWrap(True)
         self.keyring_note.hide()
         self.list = QListWidget()
         self.list.setMaximumHeight(110)
