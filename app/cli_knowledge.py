@@ -305,8 +305,8 @@ class Reporter:
             if self._progress is not None:
                 self._progress.update(self._task, total=self.files_total or None)
             elif event.changed or not self.follow:
-                self._line(f"{shown(event.folder)}: {event.files:,} files, {event.changed:,} new or "
-                           "changed", force=True)
+                self._line(f"{shown(event.folder)}: {event.files:,} files, "
+                           f"{event.changed:,} new or changed", force=True)
         elif isinstance(event, ev.FileStarted):
             self._update(phase="indexing", current=_short(shown(event.path)))
         elif isinstance(event, ev.FileDone):

@@ -8,7 +8,6 @@ import re
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLabel, QWidget
 
-
 # Words longer than this (in characters) get places to wrap.
 LONG_WORD = 24
 
@@ -23,7 +22,7 @@ class WrappedLabel(QLabel):
         super().__init__(text, parent)
         self.setWordWrap(True)
 
-    def setText(self, text: str) -> None:  # type: ignore[override]
+    def setText(self, text: str) -> None:
         super().setText(text)
         self._fit()
 
@@ -38,7 +37,7 @@ class WrappedLabel(QLabel):
 
 
 _BREAK_AFTER = re.compile(r"([/\\_.\-])")
-_LONG_WORD = re.compile(r"\S{%d,}" % LONG_WORD)
+_LONG_WORD = re.compile(rf"\S{{{LONG_WORD},}}")
 
 
 def breakable(text: str) -> str:

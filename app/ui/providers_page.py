@@ -39,8 +39,8 @@ from app.core.llm.registry import (
     save_providers,
 )
 from app.paths import Paths
-from app.ui.labels import WrappedLabel
 from app.settings import Settings
+from app.ui.labels import WrappedLabel
 from app.ui.settings_dialog import SettingsPage
 from app.ui.workers import GeneratorWorker, WorkerSet
 

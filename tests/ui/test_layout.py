@@ -100,7 +100,7 @@ def test_errors_wrap_and_an_answers_buttons_are_never_cut(qtbot: QtBot) -> None:
     # The long badge gives way, cut short, and keeps its whole text.
     badge = fell_back.badge
     assert badge.width() < badge.sizeHint().width()
-    assert badge.text().endswith(f"does not exist") and MODEL in badge.text()
+    assert badge.text().endswith("does not exist") and MODEL in badge.text()
 
 
 def test_the_sources_panel_never_scrolls_sideways(qtbot: QtBot) -> None:

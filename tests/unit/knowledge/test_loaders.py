@@ -96,11 +96,11 @@ def test_a_zip_that_is_not_a_word_document_says_so(tmp_path: Path) -> None:
     with pytest.raises(LoadError) as err:
         load(str(path), path.read_bytes())
     assert str(err.value) == "not a Word document: the zip archive has no word/document.xml"
-    with pytest.raises(LoadError, match="^not a Word document: the file is not a zip"):
+    with pytest.raises(LoadError, match=r"^not a Word document: the file is not a zip"):
         load("renamed.docx", b"plain text renamed to .docx")
     # A package whose XML python-docx trips over is a load error in words, not a crash.
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
         archive.writestr("word/document.xml", "<w:document/>")
-    with pytest.raises(LoadError, match="^the Word file is damaged or unreadable"):
+    with pytest.raises(LoadError, match=r"^the Word file is damaged or unreadable"):
         load(str(path), path.read_bytes())
