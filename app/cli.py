@@ -149,9 +149,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if sys.stdin is None or sys.stdin.isatty():
             return fail("give a question, e.g. hearth ask \"What is in my notes?\"", EXIT_USAGE)
         question = sys.stdin.read()
+    if not question.strip():
+        return fail('the question is empty; give one, e.g. hearth ask "What is in my notes?"',
+                    EXIT_USAGE)
     if args.gui:
-        if not question.strip():
-            return fail("the question is empty; type something to ask.", EXIT_USAGE)
         from app.ui.launch import launch
 
         return launch({"action": "ask", "question": question})
@@ -298,6 +299,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from app.core.errors import HearthError, as_phrase
     from app.settings import SettingsError, lookup
 
     settings = _load_settings()
@@ -316,13 +318,33 @@ def cmd_config(args: argparse.Namespace) -> int:
             value = settings.get(args.key)
             print(json.dumps(value) if isinstance(value, bool) else value)
         elif args.action == "set":
-            value = settings.set(args.key, args.value, from_text=True)
+            text = args.value
+            if args.key == "model.path" and text.strip():
+                try:
+                    text = _checked_model_path(text)
+                except HearthError as exc:
+                    return fail(f"model.path was not changed: {as_phrase(str(exc))}.")
+            value = settings.set(args.key, text, from_text=True)
             print(f"{args.key} = {value!r}")
         elif args.action == "path":
             print(settings.path)
     except SettingsError as exc:
         return fail(str(exc))
     return EXIT_OK
+
+
+def _checked_model_path(text: str) -> str:
+    """The model file as an absolute path, once it is known to be a GGUF file
+    (raises HearthError saying why not): a setting that names a missing or
+    wrong file would only fail later, at the first question."""
+    from pathlib import Path
+
+    from app.core.models.files import check_model_file, read_metadata
+
+    path = Path(text.strip()).expanduser().absolute()
+    check_model_file(path)
+    read_metadata(path)  # a GGUF header that llama.cpp cannot parse is refused too
+    return str(path)
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:

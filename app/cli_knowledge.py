@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from app.core.text import shown
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
@@ -83,7 +85,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                 if args.action == "status":
                     return _status(kb, args)
                 folder = kb.set_paused(args.path, args.action == "pause")
-                print(f"{folder.path}: {'paused' if folder.paused else 'followed again'}")
+                print(f"{shown(folder.path)}: {'paused' if folder.paused else 'followed again'}")
                 return EXIT_OK
             finally:
                 kb.close()
@@ -99,7 +101,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             if args.action == "remove":
                 folder = kb.find_folder(args.path)
                 n = kb.remove_folder(args.path)
-                print(f"Removed {folder.path} from the index ({n:,} chunks).")
+                print(f"Removed {shown(folder.path)} from the index ({n:,} chunks).")
                 return EXIT_OK
             return _watch(kb)
         finally:
@@ -111,7 +113,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _add(kb: Any, args: argparse.Namespace) -> int:
     folder = kb.add_folder(args.path, args.include, args.exclude, args.local_only)
     note = " (local only)" if folder.local_only else ""
-    print(f"Indexing {folder.path}{note}", file=sys.stderr)
+    print(f"Indexing {shown(folder.path)}{note}", file=sys.stderr)
     with Reporter() as report:
         stats = kb.reconcile([folder], report)
     _summary(stats)
@@ -129,7 +131,7 @@ def _add_through_running(args: argparse.Namespace, busy: str) -> int:
         folder = kb.add_folder(args.path, args.include, args.exclude, args.local_only)
         if pid is None:
             return _fail(busy)
-        print(f"Added {folder.path}; the running Hearth (pid {pid}) is indexing it "
+        print(f"Added {shown(folder.path)}; the running Hearth (pid {pid}) is indexing it "
               "(`hearth index status` shows progress).")
         return EXIT_OK
     finally:
@@ -144,7 +146,7 @@ def _watch(kb: Any) -> int:
         return _fail("no folders are indexed yet; add one with `hearth index add PATH`.")
 
     def warn(w: WatchWarning) -> None:
-        print(f"hearth: warning: {w.folder}: {w.message}", file=sys.stderr)
+        print(f"hearth: warning: {shown(w.folder)}: {w.message}", file=sys.stderr)
 
     stop = {"flag": False}
     previous = signal.getsignal(signal.SIGINT)
@@ -185,14 +187,14 @@ def _status(kb: Any, args: argparse.Namespace) -> int:
             flags.append(f"UNAVAILABLE: {f['error']}")
         when = (datetime.datetime.fromtimestamp(f["scanned_at"]).strftime("%Y-%m-%d %H:%M")
                 if f["scanned_at"] else "never")
-        print(f"{f['path']}{'  (' + ', '.join(flags) + ')' if flags else ''}")
+        print(f"{shown(f['path'])}{'  (' + ', '.join(flags) + ')' if flags else ''}")
         print(f"    {f['indexed']:,} files indexed, {f['chunks']:,} chunks; "
               f"{f['pending']:,} waiting, {f['skipped']:,} skipped, {f['failed']:,} failed; "
               f"last scan {when}")
         if f["include"] or f["exclude"]:
             print(f"    include {f['include'] or 'all'}, exclude {f['exclude'] or 'none'}")
         for e in f.get("errors", []):
-            print(f"    {e['status']:<8} {e['path']}: {e['reason']}")
+            print(f"    {e['status']:<8} {shown(e['path'])}: {e['reason']}")
     writer = (f"being updated by pid {data['writer_pid']}" if data["writer_pid"]
               else "no process is updating it")
     print(f"Index: {data['chunks']:,} chunks, {data['vectors']:,} vectors, model "
@@ -227,7 +229,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not results:
         print("Nothing found.")
     for n, r in enumerate(results, start=1):
-        where = r.path
+        where = shown(r.path)
         if r.page is not None:
             where += f" page {r.page}"
         if r.start_line is not None:
@@ -296,31 +298,31 @@ class Reporter:
         from app.core.knowledge import progress as ev
 
         if isinstance(event, ev.Scanning):
-            self._update(phase="scanning", current=event.folder)
+            self._update(phase="scanning", current=shown(event.folder))
         elif isinstance(event, ev.Scanned):
             self._embedded_in_run = 0
             self.files_total += event.changed
             if self._progress is not None:
                 self._progress.update(self._task, total=self.files_total or None)
             elif event.changed or not self.follow:
-                self._line(f"{event.folder}: {event.files:,} files, {event.changed:,} new or "
-                           "changed", force=True)
+                self._line(f"{shown(event.folder)}: {event.files:,} files, "
+                           f"{event.changed:,} new or changed", force=True)
         elif isinstance(event, ev.FileStarted):
-            self._update(phase="indexing", current=_short(event.path))
+            self._update(phase="indexing", current=_short(shown(event.path)))
         elif isinstance(event, ev.FileDone):
             self.files_done += 1
             if self.follow and not self._progress:
-                self._line(f"indexed {event.path} ({event.chunks} chunks)", force=True)
+                self._line(f"indexed {shown(event.path)} ({event.chunks} chunks)", force=True)
             self._update(advance=1)
         elif isinstance(event, ev.FileFailed):
             self.files_done += 1
-            self._print(f"{event.status}: {event.path}: {event.reason}")
+            self._print(f"{event.status}: {shown(event.path)}: {event.reason}")
             self._update(advance=1)
         elif isinstance(event, ev.FileRemoved):
             if self.follow:
-                self._print(f"removed {event.path}")
+                self._print(f"removed {shown(event.path)}")
         elif isinstance(event, ev.FolderUnavailable):
-            self._print(f"warning: {event.folder}: {event.reason}")
+            self._print(f"warning: {shown(event.folder)}: {event.reason}")
         elif isinstance(event, ev.Embedding):
             # `done` counts up within one indexing run and starts again at the next.
             step = event.done - self._embedded_in_run

@@ -221,10 +221,13 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]
 class Settings:
     """Typed settings backed by `settings.toml`. Thread-safe."""
 
-    def __init__(self, path: Path, values: dict[str, Value], warnings: list[str]) -> None:
+    def __init__(self, path: Path, values: dict[str, Value], warnings: list[str],
+                 notice: str = "") -> None:
         self.path = path
         self._values = values
         self.warnings = warnings
+        # The warnings as one line for the window, naming each key ("" if none).
+        self.notice = notice
         self._lock = threading.Lock()
         self._listeners: dict[str, list[Callable[[Value], None]]] = {}
 
@@ -234,16 +237,24 @@ class Settings:
         values: dict[str, Value] = {s.key: s.default for s in SETTINGS}
         warnings: list[str] = []
         raw = _read_toml(path, warnings)
+        # A file that cannot be read or parsed at all: its one warning, by file name.
+        notice = path.name + warnings[0].removeprefix(str(path)) if warnings else ""
+        bad: list[str] = []
         for key, value in _flatten(raw):
             setting = BY_KEY.get(key)
             if setting is None:
                 warnings.append(f"{path}: unknown setting {key!r} is ignored.")
+                bad.append(f"{key} is not a setting")
                 continue
             try:
                 values[key] = setting.validate(value)
             except SettingsError as exc:
                 warnings.append(f"{path}: {exc} Using the default, {setting.default!r}.")
-        return cls(path, values, warnings)
+                bad.append(f"{key} must be {setting.allowed()} (got {value!r})")
+        if bad:
+            notice = (f"Hearth uses the defaults for settings in {path.name} it cannot use: "
+                      f"{'; '.join(bad)} (`hearth config list` shows what is allowed).")
+        return cls(path, values, warnings, notice)
 
     def get(self, key: str) -> Any:
         lookup(key)

@@ -1,8 +1,8 @@
 """A loopback HTTP server that speaks the OpenAI and Anthropic streaming
 formats and misbehaves on request: hang before headers, hang mid-stream, send
-only keep-alives, answer 429 with Retry-After, 500, malformed SSE, or cut the
-connection; or end a stream cleanly but too soon: without its end marker
-("early_end"), with no text ("only_done", "blank"), or never, ignoring
+only keep-alives, answer 429 with Retry-After, 500, 403, 404, malformed SSE, or
+cut the connection; or end a stream cleanly but too soon: without its end
+marker ("early_end"), with no text ("only_done", "blank"), or never, ignoring
 max_tokens ("endless"). Every request it receives is logged (for privacy checks).
 
 Faults are queued per server: each request takes the next one ("ok" when none
@@ -105,7 +105,7 @@ class FaultServer:
         if fault.startswith("echo_"):
             self._echo(h, fault, anthropic)
             return
-        if fault in ("429", "500", "401"):
+        if fault in ("429", "500", "401", "403", "404"):
             status = int(fault)
             payload = json.dumps({"error": {"message": f"fault {status}", "type": "fault"}})
             h.send_response(status)

@@ -51,3 +51,14 @@ class CancelledError(HearthError):
 
 class InvalidRequestError(HearthError):
     reason = "invalid_request"
+
+
+def as_phrase(message: str) -> str:
+    """A one-sentence message made to follow a colon: no full stop, and a
+    plain first word in lower case ("The model file …" → "the model file …";
+    a leading file name such as "Notes.gguf" keeps its case)."""
+    text = message.strip().rstrip(".")
+    first, _, rest = text.partition(" ")
+    if first.isalpha() and (len(first) == 1 or first[1:].islower()):
+        text = first.lower() + (" " + rest if rest else "")
+    return text

@@ -23,7 +23,7 @@ from app.ui.indexing import IndexService
 from app.ui.main_window import MainWindow
 from app.ui.models_dialog import ModelsDialog, ModelService
 from app.ui.quick_ask import QuickAsk
-from app.ui.settings_dialog import SettingsDialog, default_pages
+from app.ui.settings_dialog import DesktopPage, SettingsDialog, default_pages
 from app.ui.single_instance import InstanceServer
 from app.ui.theme import app_icon, apply_theme
 from app.ui.tray import Tray
@@ -61,6 +61,10 @@ class HearthApp(QObject):
         self.models_dialog: ModelsDialog | None = None
         self.shortcut = GlobalShortcut(self)
         self._quit_done = False
+        if settings.notice:
+            # Stays until the next question: a status-bar message would be gone
+            # before anyone read it, and would say only the last problem.
+            self.window.show_notice(settings.notice)
 
         self.window.hide_on_close = self._keep_in_tray
         self.window.hidden_to_tray.connect(self._first_time_in_tray)
@@ -130,6 +134,9 @@ class HearthApp(QObject):
             self.settings_dialog.providers_changed.connect(
                 lambda _names: self.window.refresh_routes())
             self.settings_dialog.finished.connect(self._forget_settings)
+            desktop = self.settings_dialog.page("Desktop")
+            if isinstance(desktop, DesktopPage) and (self.shortcut.active or self.shortcut.note):
+                desktop.show_shortcut_state(self.shortcut.active, self.shortcut.note)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
         return self.settings_dialog
@@ -350,8 +357,6 @@ def run(request: dict[str, Any] | None = None) -> int:
     settings = Settings.load()
     apply_theme(app, str(settings["ui.theme"]))
     hearth = HearthApp(settings, get_paths())
-    for warning in settings.warnings:
-        hearth.window.statusBar().showMessage(warning, 15_000)
     hearth.start()
     if request and request.get("action") != "show":
         QTimer.singleShot(0, lambda: hearth.handle_request(request))

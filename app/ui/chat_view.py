@@ -7,7 +7,13 @@ import html
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette, QResizeEvent
+from PySide6.QtGui import (
+    QDesktopServices,
+    QGuiApplication,
+    QPaintEvent,
+    QPalette,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -15,6 +21,9 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QStyle,
+    QStyleOptionButton,
+    QStylePainter,
     QTextBrowser,
     QToolButton,
     QVBoxLayout,
@@ -29,6 +38,7 @@ from app.ui.answer_info import (
     fallback_note,
     fallback_reason,
 )
+from app.ui.labels import WrappedLabel, breakable
 from app.ui.markdown import COPY_SCHEME, Colors, plain_html, render_markdown
 
 # Deltas are gathered and drawn at most this often, so a fast model cannot
@@ -83,6 +93,29 @@ class MessageBody(QTextBrowser):
 KEEP_WAITING = "hearth:keep-waiting"
 
 
+class BadgeButton(QPushButton):
+    """The answer's badge: its whole text where there is room, cut short with
+    "…" where there is not, so that it never pushes the message's buttons
+    out of the window. `text()` stays the whole text (the tooltip says it too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.fontMetrics().horizontalAdvance("Remote …") + 16,
+                     super().minimumSizeHint().height())
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        option = QStyleOptionButton()
+        self.initStyleOption(option)
+        room = self.style().subElementRect(QStyle.SubElement.SE_PushButtonContents, option,
+                                           self).width()
+        option.text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
+                                                    max(0, room - 4))
+        QStylePainter(self).drawControl(QStyle.ControlElement.CE_PushButton, option)
+
+
 class MessageWidget(QFrame):
     """One message: who, the text, and its actions."""
 
@@ -104,16 +137,14 @@ class MessageWidget(QFrame):
         self.body = MessageBody()
         self.body.anchorClicked.connect(self._on_anchor)
         # Says why the router moved the answer to another provider.
-        self.note_label = QLabel()
-        self.note_label.setWordWrap(True)
+        self.note_label = WrappedLabel()
         self.note_label.setObjectName("fallbackNote")
         self.note_label.setTextInteractionFlags(
             Qt.TextInteractionFlag.LinksAccessibleByMouse
             | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
         self.note_label.linkActivated.connect(self._on_note_link)
         self.note_label.hide()
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
+        self.error_label = WrappedLabel()
         self.error_label.setObjectName("errorText")
         self.error_label.hide()
         self.details_button = QPushButton("Details…")
@@ -121,9 +152,13 @@ class MessageWidget(QFrame):
         self.details_button.setToolTip("Show the technical details of this error")
         self.details_button.hide()
         self.details_button.clicked.connect(self._show_error_details)
+        self.details_button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self._error_details = ""
+        # The messages as given; the labels show them with places to wrap.
+        self.note_text = ""
+        self.error_text = ""
 
-        self.badge = QPushButton()
+        self.badge = BadgeButton()
         self.badge.setObjectName("badge")
         self.badge.setFlat(True)
         self.badge.setCursor(Qt.CursorShape.PointingHandCursor)
@@ -164,6 +199,8 @@ class MessageWidget(QFrame):
         button.setText(text)
         button.setToolTip(tip)
         button.setAutoRaise(True)
+        # Never narrower than its text: a long badge beside it is cut instead.
+        button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         return button
 
     def set_text(self, text: str) -> None:
@@ -187,13 +224,14 @@ class MessageWidget(QFrame):
     def set_note(self, note: str, can_wait: bool = False) -> None:
         """Why the answer moved to another provider; with `can_wait`, a "Keep
         waiting" link asks the local model again without a deadline."""
+        self.note_text = note
         if can_wait:
             self.note_label.setTextFormat(Qt.TextFormat.RichText)
-            self.note_label.setText(f"{html.escape(note)} · <a href='{KEEP_WAITING}'>"
+            self.note_label.setText(f"{html.escape(breakable(note))} · <a href='{KEEP_WAITING}'>"
                                     "Keep waiting for the local model</a>")
         else:
             self.note_label.setTextFormat(Qt.TextFormat.PlainText)
-            self.note_label.setText(note)
+            self.note_label.setText(breakable(note))
         self.note_label.setVisible(bool(note))
 
     def _on_note_link(self, link: str) -> None:
@@ -201,7 +239,8 @@ class MessageWidget(QFrame):
             self.view.keep_waiting_requested.emit()
 
     def set_error(self, message: str, details: str = "") -> None:
-        self.error_label.setText(message)
+        self.error_text = message
+        self.error_label.setText(breakable(message))
         self.error_label.show()
         self._error_details = details
         self.details_button.setVisible(bool(details))
@@ -213,7 +252,7 @@ class MessageWidget(QFrame):
     def _show_error_details(self) -> None:
         from app.ui.errors import show_error
 
-        show_error(self, self.error_label.text(), self._error_details)
+        show_error(self, self.error_text, self._error_details)
 
     def _on_anchor(self, url: QUrl) -> None:
         if url.scheme() == COPY_SCHEME:
@@ -424,13 +463,13 @@ class ChatView(QScrollArea):
         """All message text, for tests and copying a whole conversation."""
         parts = []
         for w in self.messages:
-            if w.note_label.text():
-                parts.append(w.note_label.text())
+            if w.note_text:
+                parts.append(w.note_text)
             parts.append(w.body.toPlainText())
             if w.badge.isVisible() or w.info is not None:
                 parts.append(w.badge.text())
-            if w.error_label.text():
-                parts.append(w.error_label.text())
+            if w.error_text:
+                parts.append(w.error_text)
         return "\n".join(parts)
 
     # -- scrolling -----------------------------------------------------------------

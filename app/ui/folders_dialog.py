@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.text import shown
 from app.ui.indexing import IndexService
 
 PATTERN_HINT = "Comma-separated, e.g. docs/**, *.md"
@@ -162,11 +163,11 @@ class FoldersDialog(QDialog):
         self._status = status
         self.folders.clear()
         for f in status["folders"]:
-            item = QTreeWidgetItem([f["path"], folder_summary(f)])
+            item = QTreeWidgetItem([shown(f["path"]), folder_summary(f)])
             item.setData(0, Qt.ItemDataRole.UserRole, f["path"])
             when = (datetime.datetime.fromtimestamp(f["scanned_at"]).strftime("%Y-%m-%d %H:%M")
                     if f["scanned_at"] else "never")
-            item.setToolTip(0, f"{f['path']}\nlast scanned {when}")
+            item.setToolTip(0, f"{shown(f['path'])}\nlast scanned {when}")
             item.setToolTip(1, folder_summary(f))
             self.folders.addTopLevelItem(item)
             if f["path"] == selected or (selected is None and self.folders.topLevelItemCount()
@@ -213,9 +214,9 @@ class FoldersDialog(QDialog):
                                     else "Files left out: none")
         root = f["path"].rstrip("/\\")
         for e in errors:
-            shown = e["path"][len(root) + 1:] if e["path"].startswith(root) else e["path"]
-            item = QTreeWidgetItem([shown, e["reason"] or e["status"]])
-            item.setToolTip(0, e["path"])
+            name = e["path"][len(root) + 1:] if e["path"].startswith(root) else e["path"]
+            item = QTreeWidgetItem([shown(name), e["reason"] or e["status"]])
+            item.setToolTip(0, shown(e["path"]))
             item.setToolTip(1, e["reason"] or e["status"])
             self.problems.addTopLevelItem(item)
 
@@ -238,7 +239,7 @@ class FoldersDialog(QDialog):
             self.add_folder(path)
 
     def add_folder(self, path: str) -> None:
-        self._say(f"Adding {path}…")
+        self._say(f"Adding {shown(path)}…")
         self.service.add_folder(path)
 
     def remove_selected(self, confirm: bool = True) -> None:
@@ -248,10 +249,10 @@ class FoldersDialog(QDialog):
         if confirm:
             answer = QMessageBox.question(
                 self, "Remove folder",
-                f"Stop following {path} and drop its index? Your files are not touched.")
+                f"Stop following {shown(path)} and drop its index? Your files are not touched.")
             if answer != QMessageBox.StandardButton.Yes:
                 return
-        self._say(f"Removing {path}…")
+        self._say(f"Removing {shown(path)}…")
         self.service.remove_folder(path)
 
     def toggle_pause(self) -> None:
@@ -262,7 +263,7 @@ class FoldersDialog(QDialog):
     def reindex_selected(self) -> None:
         path = self.selected_path()
         if path is not None:
-            self._say(f"Re-reading every file of {path}…")
+            self._say(f"Re-reading every file of {shown(path)}…")
             self.service.reindex(path)
 
     def save_selected(self) -> None:

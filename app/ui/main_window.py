@@ -773,6 +773,11 @@ class MainWindow(QMainWindow):
         self._details.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._details.show()
 
+    def show_notice(self, text: str) -> None:
+        """A line above the question box (e.g. a settings file with mistakes) until the
+        next question."""
+        self._notice(text)
+
     def _notice(self, text: str) -> None:
         self.input_notice.setText(text)
         self.input_notice.setVisible(bool(text))

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.core import secrets
 from app.core.errors import HearthError
-from app.core.llm.probe import ProbeResult, probe_provider
+from app.core.llm.probe import ProbeResult, probe_config
 from app.core.llm.provider import CancelToken
 from app.core.llm.registry import (
     ProviderConfig,
@@ -40,6 +40,7 @@ from app.core.llm.registry import (
 )
 from app.paths import Paths
 from app.settings import Settings
+from app.ui.labels import WrappedLabel
 from app.ui.settings_dialog import SettingsPage
 from app.ui.workers import GeneratorWorker, WorkerSet
 
@@ -83,9 +84,8 @@ class ProvidersPage(SettingsPage):
         self._worker: GeneratorWorker | None = None
         self._inspect_pending = False
 
-        self.keyring_note = QLabel()
+        self.keyring_note = WrappedLabel()
         self.keyring_note.setObjectName("keyringNote")
-        self.keyring_note.setWordWrap(True)
         self.keyring_note.hide()
         self.list = QListWidget()
         self.list.setMaximumHeight(110)
@@ -126,7 +126,8 @@ class ProvidersPage(SettingsPage):
         self.save_button = QPushButton("Save provider")
         self.save_button.clicked.connect(self.save)
         self.test_button = QPushButton("Test connection")
-        self.test_button.setToolTip("Send a tiny request to the saved provider")
+        self.test_button.setToolTip("Send a tiny request to the provider in the form (saved "
+                                    "or not), with the key typed here or the stored one")
         self.test_button.clicked.connect(self.test)
         self.forget_button = QPushButton("Forget key")
         self.forget_button.setToolTip("Delete this provider's key from the keyring")
@@ -318,17 +319,23 @@ class ProvidersPage(SettingsPage):
         self._run(forget, self._on_done_step, f"Forgetting the key for {name}…")
 
     def test(self) -> None:
-        """Test the saved provider with a tiny request, in a worker."""
-        name, settings = self.editing, self.settings
-        if name is None or settings is None:
-            self._say("Save the provider first, then test it.")
+        """Test what is in the form (saved or not) with a tiny request, in a
+        worker: the key typed in the form, else the one stored for the name."""
+        settings = self.settings
+        if settings is None:
             return
+        try:
+            config = self.config()
+        except HearthError as exc:
+            self._say(str(exc))
+            return
+        typed = self.key.text().strip() or None
         paths = self.paths
 
         def probe(cancel: CancelToken) -> Iterator[Any]:
-            yield probe_provider(settings, paths, name, cancel)
+            yield probe_config(settings, paths, config, typed, cancel)
 
-        self._run(probe, self._on_tested, f"Testing {name}…")
+        self._run(probe, self._on_tested, f"Testing {config.name} at {config.base_url}…")
 
     def _on_tested(self, value: object) -> None:
         assert isinstance(value, ProbeResult)
@@ -372,7 +379,6 @@ class ProvidersPage(SettingsPage):
         if on:
             chosen = self.editing is not None
             self.remove_button.setEnabled(chosen)
-            self.test_button.setEnabled(chosen)
             self.forget_button.setEnabled(chosen and self.key.isEnabled())
 
     def _say(self, text: str) -> None:

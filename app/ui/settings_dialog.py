@@ -38,6 +38,7 @@ from app.core.models.files import check_model_file
 from app.paths import Paths, get_paths
 from app.settings import Settings, SettingsError, Value, lookup
 from app.ui import autostart
+from app.ui.global_shortcut import unavailable_reason
 
 SPECIAL_TEXT = {
     "model.context_size": "The model's trained length",
@@ -299,6 +300,23 @@ class DesktopPage(SettingsPage):
         # PySide6's stubs type getWidgetPosition as returning `object`.
         position: Any = form.getWidgetPosition(login)
         form.insertRow(int(position[0]) + 1, self.login_note)
+        # Whether the shortcut really works here: a setting that looks active
+        # while nothing listens for the keys is worse than none.
+        self.shortcut_note = QLabel()
+        self.shortcut_note.setWordWrap(True)
+        self.shortcut_note.setObjectName("shortcutNote")
+        reason = unavailable_reason()
+        if reason is not None:
+            self.show_shortcut_state(False, reason)
+        position = form.getWidgetPosition(self.fields["ui.quick_ask_shortcut"])
+        form.insertRow(int(position[0]) + 1, self.shortcut_note)
+
+    def show_shortcut_state(self, active: bool, why: str = "") -> None:
+        """Say whether the global shortcut is listening, and if not, why."""
+        self.shortcut_note.setText(
+            "Active: the shortcut opens Quick Ask from any application." if active
+            else f"Inactive: {why}")
+        self.shortcut_note.setVisible(True)
 
 
 def default_pages(paths: Paths | None = None) -> list[SettingsPage]:

@@ -22,7 +22,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.events import Source
+from app.core.text import shown
 from app.ui.details_dialog import location
+from app.ui.labels import breakable
 
 # Files larger than this open in the default application instead.
 MAX_VIEWER_BYTES = 4_000_000
@@ -35,7 +37,7 @@ TEXT_SUFFIXES = frozenset({
 
 def citation_text(src: Source) -> str:
     where = location(src)
-    head = f"[{src.number}] {Path(src.path).name}" + (f" · {where}" if where else "")
+    head = f"[{src.number}] {shown(Path(src.path).name)}" + (f" · {where}" if where else "")
     snippet = " ".join(src.snippet.split())
     if len(snippet) > 220:
         snippet = snippet[:217] + "…"
@@ -48,7 +50,7 @@ class SourceViewer(QDialog):
     def __init__(self, src: Source, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.source = src
-        self.setWindowTitle(f"[{src.number}] {src.path}")
+        self.setWindowTitle(f"[{src.number}] {shown(src.path)}")
         self.resize(760, 560)
         self.editor = QPlainTextEdit()
         self.editor.setReadOnly(True)
@@ -59,13 +61,13 @@ class SourceViewer(QDialog):
         self.editor.setFont(font)
         self.editor.setPlainText(text)
         open_button = QPushButton("Open in default app")
-        open_button.setToolTip(f"Open {src.path} with the application your system uses")
+        open_button.setToolTip(f"Open {shown(src.path)} with the application your system uses")
         open_button.clicked.connect(lambda: open_externally(src.path))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.addButton(open_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"{src.path} · {location(src)}"))
+        layout.addWidget(QLabel(f"{shown(src.path)} · {location(src)}"))
         layout.addWidget(self.editor)
         layout.addWidget(buttons)
         self._highlight()
@@ -119,6 +121,12 @@ class SourcesPanel(QWidget):
         self.title.setFont(font)
         self.list = QListWidget()
         self.list.setWordWrap(True)
+        # A narrow panel wraps its citations; it never scrolls sideways. Rows
+        # are laid out again at each width (ResizeMode.Adjust) so they wrap
+        # to the width there is.
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.list.setAlternatingRowColors(True)
         self.list.setToolTip("Click a citation to open the file at the cited place")
         self.list.itemActivated.connect(self._on_item)
@@ -138,8 +146,8 @@ class SourcesPanel(QWidget):
         self.sources = tuple(sources)
         self.list.clear()
         for src in self.sources:
-            item = QListWidgetItem(citation_text(src))
-            item.setToolTip(src.path)
+            item = QListWidgetItem(breakable(citation_text(src)))
+            item.setToolTip(shown(src.path))
             item.setData(Qt.ItemDataRole.UserRole, src)
             self.list.addItem(item)
         self.empty.setVisible(not self.sources)
@@ -153,22 +161,22 @@ class SourcesPanel(QWidget):
     def open_source(self, src: Source) -> SourceViewer | None:
         path = Path(src.path)
         if not path.is_file():
-            self.open_failed.emit(f"The file {src.path} is no longer there.", "")
+            self.open_failed.emit(f"The file {shown(src.path)} is no longer there.", "")
             return None
         try:
             size = path.stat().st_size
         except OSError as exc:
-            self.open_failed.emit(f"Hearth cannot read {src.path}.", repr(exc))
+            self.open_failed.emit(f"Hearth cannot read {shown(src.path)}.", repr(exc))
             return None
         if (src.page is not None or path.suffix.lower() not in TEXT_SUFFIXES
                 or size > MAX_VIEWER_BYTES):
             if not open_externally(str(path)):
-                self.open_failed.emit(f"No application could open {src.path}.", "")
+                self.open_failed.emit(f"No application could open {shown(src.path)}.", "")
             return None
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            self.open_failed.emit(f"Hearth cannot read {src.path}.", repr(exc))
+            self.open_failed.emit(f"Hearth cannot read {shown(src.path)}.", repr(exc))
             return None
         viewer = SourceViewer(src, text, self.window())
         viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

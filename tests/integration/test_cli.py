@@ -83,9 +83,36 @@ def test_truncated_model_no_traceback(tmp_path: Path, model_path: Path) -> None:
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_empty_question_exits_1() -> None:
-    r = run_hearth("ask", "  ")
-    assert r.returncode == 1 and "The question is empty" in r.stderr
+@pytest.mark.parametrize("question", ["", "  \n\t"])
+def test_empty_question_is_a_usage_error(question: str) -> None:
+    r = run_hearth("ask", question)
+    assert r.returncode == 2
+    assert r.stderr == ('hearth: the question is empty; give one, e.g. hearth ask "What is in '
+                        'my notes?"\n')
+
+
+def test_config_set_model_path_refuses_a_missing_or_wrong_file(
+        tmp_path: Path, model_path: Path) -> None:
+    missing = tmp_path / "gone.gguf"
+    r = run_hearth("config", "set", "model.path", str(missing))
+    assert r.returncode == 1
+    assert r.stderr == (f"hearth: model.path was not changed: the model file {missing} does "
+                        "not exist.\n")
+    text = tmp_path / "notes.gguf"
+    text.write_text("just some notes")
+    r = run_hearth("config", "set", "model.path", str(text))
+    assert r.returncode == 1 and r.stderr == (
+        "hearth: model.path was not changed: notes.gguf is not a GGUF model file (llama.cpp "
+        "models end in .gguf).\n")
+    header_only = tmp_path / "header.gguf"
+    header_only.write_bytes(model_path.read_bytes()[:64])
+    r = run_hearth("config", "set", "model.path", str(header_only))
+    assert r.returncode == 1 and "could not be read; it may be corrupt or truncated" in r.stderr
+    assert run_hearth("config", "get", "model.path").stdout.strip() == ""
+    ok = run_hearth("config", "set", "model.path", str(model_path))
+    assert ok.returncode == 0, ok.stderr
+    assert run_hearth("config", "get", "model.path").stdout.strip() == str(model_path)
+    assert run_hearth("config", "set", "model.path", "").returncode == 0  # back to bundled
 
 
 def test_config_set_get_list_and_refusal() -> None:

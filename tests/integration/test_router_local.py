@@ -185,7 +185,9 @@ def test_everything_failing_names_each_attempt_and_leaves_no_empty_conversation(
         model_path=str(tmp_path / "gone.gguf"))))
     err = events[-1]
     assert isinstance(err, Error) and err.reason == "all_failed"
-    assert err.message.startswith("No provider could answer: no local model; faulty: ")
+    gone = tmp_path / "gone.gguf"
+    assert err.message.startswith(f"No provider could answer: no local model: the model file "
+                                  f"{gone} does not exist; faulty: ")
     assert isinstance(events[-2], Route) and len(events[-2].attempts) == 4
     # A first question that got no answer leaves no conversation behind.
     assert err.conversation_id is None and assistant.store.search() == []
@@ -198,6 +200,27 @@ def test_everything_failing_names_each_attempt_and_leaves_no_empty_conversation(
     stored = assistant.store.messages(conv.id)
     assert stored[0].content == "Hello?" and stored[1].status == "error"
     assert stored[1].route["summary"].startswith("no answer")
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("gone.gguf", None, "no local model: the model file {path} does not exist"),
+    ("notes.gguf", b"plain notes, not a model",
+     "local model failed to load: notes.gguf is not a GGUF model file (llama.cpp models end "
+     "in .gguf)"),
+])
+def test_a_broken_local_model_is_named_with_its_reason_in_the_fallback_notice(
+        assistant: Assistant, remote: FaultServer, tmp_path: Path, name: str,
+        content: bytes | None, reason: str) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    events = list(assistant.ask("Hello?", None, AskOptions(model_path=str(path))))
+    done = events[-1]
+    assert isinstance(done, Finished) and done.provider == "faulty"
+    fallback = next(e for e in events if isinstance(e, Fallback))
+    assert fallback.detail == reason.format(path=path)
+    route = next(e for e in events if isinstance(e, Route))
+    assert route.summary == f"answered by faulty/fault-model — {fallback.detail}"
 
 
 def test_local_only_sends_nothing_and_never_cuts_the_local_model_off(

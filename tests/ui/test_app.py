@@ -157,3 +157,29 @@ def test_a_second_launch_hands_quick_ask_and_ask_to_the_running_one(qtbot: QtBot
     # once it has quit, a launch without a display says so instead
     code, err = _hearth(qtbot, "--quick-ask")
     assert code == 3 and "no display" in err
+
+
+def test_a_settings_file_with_mistakes_is_one_line_in_the_window_naming_the_keys(
+        qtbot: QtBot, paths: Any) -> None:
+    from app.settings import Settings
+    from app.ui.app import HearthApp
+
+    paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.settings_file.write_text('[generation]\ntemperature = 9\n[ui]\ncolour = "red"\n'
+                                   'quick_ask_shortcut = ""\n')
+    settings = Settings.load(paths)
+    hearth = HearthApp(settings, paths)
+    try:
+        hearth.window.show()
+        notice = hearth.window.input_notice
+        qtbot.waitUntil(notice.isVisible, timeout=5_000)
+        assert notice.text() == (
+            "Hearth uses the defaults for settings in settings.toml it cannot use: "
+            "generation.temperature must be a number from 0 to 2 (got 9); ui.colour is not a "
+            "setting (`hearth config list` shows what is allowed).")
+        assert "\n" not in notice.text()
+    finally:
+        hearth.quit()
+        for widget in (hearth.window, hearth.quick):
+            widget.close()
+            widget.deleteLater()

@@ -76,7 +76,7 @@ def test_add_a_provider_store_its_key_and_test_it(
     dialog = hearth.open_settings()
     page = providers_page(dialog)
     assert page.key.echoMode() == QLineEdit.EchoMode.Password
-    assert page.list.count() == 0 and not page.test_button.isEnabled()
+    assert page.list.count() == 0 and page.test_button.isEnabled()  # tests the form
     assert [hearth.window.route_chooser.itemData(i)
             for i in range(hearth.window.route_chooser.count())] == ["auto", "local-only"]
 
@@ -100,8 +100,8 @@ def test_add_a_provider_store_its_key_and_test_it(
     assert routing.policy.findData("faulty") >= 0  # type: ignore[attr-defined]
 
     said = wait_done(qtbot, page, page.test_button.click)
-    assert said == ("The server refused the key (401 unauthorized); check the key for "
-                    "faulty and test again.")
+    assert said == (f"The server at 127.0.0.1:{server.port} refused the key (401 "
+                    "unauthorized); check the key for faulty and test again.")
     assert page.status.text() == said
     assert server.requests[-1]["headers"]["authorization"] == f"Bearer {WRONG_KEY}"
 
@@ -195,8 +195,8 @@ def test_a_refused_keyring_is_explained_and_the_environment_variable_works(
         assert "HEARTH_<NAME>_API_KEY" in note and "HEARTH_FAULTY_API_KEY" in note
         assert not page.key.isEnabled()
         said = wait_done(qtbot, page, page.test_button.click)
-        assert said == ("The server asked for a key (401 unauthorized) and none is stored "
-                        "for faulty; enter one and test again.")
+        assert said == (f"The server at 127.0.0.1:{server.port} asked for a key (401 "
+                        "unauthorized) and none is stored for faulty; enter one and test again.")
         monkeypatch.setenv("HEARTH_FAULTY_API_KEY", RIGHT_KEY)
         page.reload(select="faulty")
         qtbot.waitUntil(lambda: "environment (HEARTH_FAULTY_API_KEY)" in
@@ -205,3 +205,81 @@ def test_a_refused_keyring_is_explained_and_the_environment_variable_works(
         assert said.startswith("faulty works: fault-model answered")
     finally:
         keyring.set_keyring(previous)
+
+
+class _Ticks:
+    """Counts GUI-thread timer ticks: they go on only while the GUI thread is free."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.count = 0
+        self.timer = QTimer()
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.count += 1
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again: nothing listens there
+
+
+def test_test_connection_names_the_cause_and_the_address_of_unsaved_values(
+        qtbot: QtBot, dialog: SettingsDialog, server: FaultServer,
+        memory_keyring: MemoryKeyring) -> None:
+    page = providers_page(dialog)
+    at = f"127.0.0.1:{server.port}"
+    closed = _closed_port()
+    cases: list[tuple[str, str, str, str]] = [
+        # (base URL, key, fault queued, the sentence)
+        (f"http://127.0.0.1:{closed}/v1", RIGHT_KEY, "",
+         f"Connection refused at 127.0.0.1:{closed} — is the server running, is the URL "
+         "right?"),
+        ("http://no-such-host.invalid/v1", RIGHT_KEY, "",
+         "The server name no-such-host.invalid could not be found (DNS lookup failed) — is "
+         "the URL right, and is this computer online?"),
+        (f"https://127.0.0.1:{server.port}/v1", RIGHT_KEY, "",
+         f"The secure (TLS) connection to {at} failed (wrong version number) — does the "
+         "server speak HTTPS, or should the URL start with http://?"),
+        (server.openai_url, WRONG_KEY, "",
+         f"The server at {at} refused the key (401 unauthorized); check the key for faulty "
+         "and test again."),
+        (server.openai_url, RIGHT_KEY, "403",
+         f"The server at {at} refused the key (403 forbidden); check the key for faulty and "
+         "test again."),
+        (server.openai_url, RIGHT_KEY, "404",
+         f"Nothing was found at {server.openai_url} (HTTP 404) — is the base URL right "
+         "(OpenAI-compatible ones usually end in /v1), and does the server have the model "
+         "'fault-model'?"),
+        (server.openai_url, RIGHT_KEY, "hang_headers",
+         f"The server at {at} took the request but sent no answer within 2.5 s — is it "
+         "overloaded, or is something else listening on that port?"),
+    ]
+    for url, key, fault, sentence in cases:
+        fill(page, server, key)
+        page.base_url.setText(url)
+        page.timeout.setValue(0.5)
+        if fault:
+            server.queue(fault)
+        ticks = _Ticks()
+        with qtbot.waitSignal(page.finished, timeout=20_000) as done:
+            page.test_button.click()
+            assert page.busy and page.status.text() == f"Testing faulty at {url}…"
+        qtbot.waitUntil(lambda: not page.busy, timeout=5_000)
+        ticks.timer.stop()
+        assert done.args[0] == sentence, url
+        assert page.status.text() == sentence
+        if fault == "hang_headers":
+            # 2.5 s of waiting for the server left the GUI thread free throughout.
+            assert ticks.count >= 50
+            server.release.set()
+    # Nothing was saved, and the typed key went only to the server, not the keyring.
+    assert not providers_file(page.paths).exists() and memory_keyring.store == {}
+    assert server.requests[0]["headers"]["authorization"] == f"Bearer {WRONG_KEY}"

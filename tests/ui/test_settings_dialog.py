@@ -170,3 +170,35 @@ def test_start_minimised_without_a_tray_starts_the_window_minimised(
     assert not hearth.tray.available
     hearth.start()
     qtbot.waitUntil(lambda: hearth.window.isMinimized(), timeout=5_000)
+
+
+def test_the_shortcut_setting_says_when_it_is_inactive_and_why(
+        qtbot: QtBot, hearth: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.ui.settings_dialog import DesktopPage
+
+    # pynput is not installed here: an X11 session still cannot have the shortcut.
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not hearth.shortcut.start("<ctrl>+<alt>+space")
+    dialog = hearth.open_settings()
+    page = dialog.page("Desktop")
+    assert isinstance(page, DesktopPage)
+    dialog.tabs.setCurrentWidget(page)
+    assert page.shortcut_note.isVisible()
+    assert page.shortcut_note.text() == (
+        "Inactive: The optional pynput package is not installed (pip install pynput); or "
+        "bind the command `hearth --quick-ask` to a shortcut in your desktop's keyboard "
+        "settings.")
+    dialog.reject()
+    # A Wayland session without X11 never lets an application grab keys.
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    monkeypatch.delenv("DISPLAY")
+    wayland = DesktopPage()
+    qtbot.addWidget(wayland)
+    assert wayland.shortcut_note.text().startswith(
+        "Inactive: Wayland does not allow global shortcuts from applications; bind the "
+        "command `hearth --quick-ask`")
+    # Where it is listening, it says so.
+    wayland.show_shortcut_state(True)
+    assert wayland.shortcut_note.text() == ("Active: the shortcut opens Quick Ask from any "
+                                            "application.")

@@ -10,7 +10,7 @@ from app.settings import SETTINGS, Settings, SettingsError, lookup
 
 def test_defaults_when_no_file(paths: Paths) -> None:
     s = Settings.load(paths)
-    assert s.warnings == []
+    assert s.warnings == [] and s.notice == ""
     for setting in SETTINGS:
         assert s[setting.key] == setting.default
     assert not paths.settings_file.exists()
@@ -62,6 +62,8 @@ def test_broken_toml_falls_back_to_defaults_and_keeps_the_file(paths: Paths) -> 
     s = Settings.load(paths)
     assert s["model.context_size"] == 4096
     assert len(s.warnings) == 1 and "not valid TOML" in s.warnings[0]
+    assert s.notice.startswith("settings.toml is not valid TOML (")
+    assert s.notice.endswith("); using default settings.") and "\n" not in s.notice
     # Changing a setting must not overwrite the user's (broken) file.
     with pytest.raises(SettingsError, match="left untouched"):
         s.set("model.threads", 2)

@@ -217,10 +217,24 @@ def _docx(data: bytes) -> tuple[Segment, ...]:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    # A .docx is a zip holding word/document.xml. Anything else (another
+    # zip, a renamed file) is said in words here: python-docx would fail on it
+    # with whatever its XML parsing tripped over first.
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise LoadError("not a Word document: the file is not a zip archive, as a .docx "
+                        "file is") from exc
+    if "word/document.xml" not in names:
+        raise LoadError("not a Word document: the zip archive has no word/document.xml")
     try:
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise LoadError(f"the Word file is damaged or unreadable ({exc})") from exc
+    except Exception as exc:  # lxml and python-docx errors on a malformed package
+        raise LoadError(f"the Word file is damaged or unreadable ({type(exc).__name__}: "
+                        f"{exc})") from exc
     # A .docx has no lines: each paragraph (and table row) counts as one line.
     lines = [p.text for p in document.paragraphs]
     for table in document.tables:

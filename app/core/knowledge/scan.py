@@ -212,7 +212,10 @@ class FolderRules:
                     yield Problem(e.path, f"cannot be read ({exc.strerror or exc})")
                 continue
             if not stat_mod.S_ISREG(st.st_mode):
-                continue  # sockets, FIFOs, devices: never read
+                # Never read (a FIFO would block the reader), but listed, so
+                # that every file left out has a reason.
+                yield Problem(e.path, _special_reason(st.st_mode))
+                continue
             if e.is_symlink() and self.leaves_folder(e.path):
                 yield Problem(e.path, _OUTSIDE)
                 continue
@@ -221,6 +224,18 @@ class FolderRules:
 
 _OUTSIDE = ("symlink to outside the folder: not followed, so the target's own folder "
             "rules (local-only, excludes) stay in force")
+
+
+def _special_reason(mode: int) -> str:
+    if stat_mod.S_ISFIFO(mode):
+        what = "a named pipe (FIFO)"
+    elif stat_mod.S_ISSOCK(mode):
+        what = "a socket"
+    elif stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        what = "a device"
+    else:
+        what = "a special file"
+    return f"not a regular file: {what} is never read"
 
 
 def _ignored(ignores: list[tuple[str, Any]], rel: str, is_dir: bool) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.core import offline
-from app.core.errors import ContextOverflowError, HearthError
+from app.core.errors import ContextOverflowError, HearthError, as_phrase
 from app.core.events import Attempt, Route
 from app.core.llm.local import MIN_ANSWER_TOKENS, LocalProvider
 from app.core.llm.provider import (
@@ -461,7 +461,9 @@ class Router:
             if not already:
                 run.load_s = time.perf_counter() - started
         except HearthError as exc:
-            detail = "no local model" if exc.reason == "no_model" else "local model failed to load"
+            # The file and the reason, so the fallback notice says what to fix.
+            detail = ("no local model" if exc.reason == "no_model"
+                      else "local model failed to load") + f": {as_phrase(str(exc))}"
             return fail(exc.reason, detail, exc)
         if params.needs_vision and not provider.capabilities().vision:
             err = HearthError("The local model cannot read images.", reason="needs_vision")

@@ -110,3 +110,22 @@ def test_watch_follows_changes_until_interrupted(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "Watching 1 folder(s)" in err and "Stopped watching." in err
     assert f"indexed {docs / 'owls.md'}" in err
+
+
+def test_every_file_left_out_is_listed_with_its_name_escaped(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "whales.md").write_text("# Whales\n\nHumpback whales sing long, complex songs.\n")
+    (docs / "two\nlines.txt").write_text("")
+    os.mkfifo(docs / "pipe.txt")
+    added = run_hearth("index", "add", str(docs))
+    assert added.returncode == 0, added.stderr
+    assert f"skipped: {docs}/two\\nlines.txt: the file is empty\n" in added.stderr
+    assert f"failed: {docs}/pipe.txt: not a regular file: a named pipe (FIFO) is never read\n" \
+        in added.stderr
+    status = run_hearth("index", "status", "--errors").stdout
+    assert f"{docs}/two\\nlines.txt: the file is empty\n" in status
+    assert f"{docs}/pipe.txt: not a regular file: a named pipe (FIFO) is never read\n" in status
+    # No line of either output starts inside a file name.
+    assert not [line for line in (added.stderr + status).splitlines()
+                if line.startswith("lines.txt")]

@@ -146,6 +146,25 @@ def test_every_kind_of_bad_input_is_recorded_and_the_rest_is_indexed(
     assert consistent(kb)
 
 
+def test_a_zip_named_docx_is_reported_once_until_it_changes(kb: KnowledgeBase,
+                                                            docs: Path) -> None:
+    import zipfile
+
+    _write(docs, {"good.md": VOLCANO})
+    fake = docs / "fake.docx"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("notes.txt", "no document here")
+    kb.add_folder(docs)
+    first = kb.reconcile()
+    assert first.problems == [(str(fake), "not a Word document: the zip archive has no "
+                                          "word/document.xml")]
+    assert kb.reconcile().problems == []  # remembered: the unchanged file is not read again
+    with zipfile.ZipFile(fake, "a") as archive:
+        archive.writestr("more.txt", "changed")
+    assert [p for p, _ in kb.reconcile().problems] == [str(fake)]
+
+
 def test_file_deleted_between_event_and_read(kb: KnowledgeBase, docs: Path) -> None:
     _write(docs, {"a.md": VOLCANO, "b.md": BREAD})
     folder = kb.add_folder(docs)

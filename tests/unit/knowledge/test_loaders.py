@@ -84,3 +84,23 @@ def test_html_visible_text_with_source_lines() -> None:
     texts = {s.text: s.start_line for s in doc.segments}
     assert texts["Heading"] == 4 and texts["Body text here."] == 5
     assert not any("alert" in s.text or "color" in s.text for s in doc.segments)
+
+
+def test_a_zip_that_is_not_a_word_document_says_so(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "fake.docx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("notes.txt", "not a Word document")
+    with pytest.raises(LoadError) as err:
+        load(str(path), path.read_bytes())
+    assert str(err.value) == "not a Word document: the zip archive has no word/document.xml"
+    with pytest.raises(LoadError, match=r"^not a Word document: the file is not a zip"):
+        load("renamed.docx", b"plain text renamed to .docx")
+    # A package whose XML python-docx trips over is a load error in words, not a crash.
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", "<w:document/>")
+    with pytest.raises(LoadError, match=r"^the Word file is damaged or unreadable"):
+        load(str(path), path.read_bytes())

@@ -104,3 +104,26 @@ def test_symlinks_out_of_the_folder_are_not_followed(tmp_path: Path) -> None:
     private_found, private_problems = _walk(FolderRules(_folder(private)))
     assert private_found == {"diary.md"}
     assert [Path(p.path).name for p in private_problems] == ["back"]
+
+
+def test_pipes_sockets_and_devices_are_listed_with_a_reason(tmp_path: Path) -> None:
+    import socket
+
+    _tree(tmp_path, ["notes.md"])
+    os.mkfifo(tmp_path / "pipe.txt")
+    os.mkfifo(tmp_path / "no-extension")
+    os.symlink("/dev/null", tmp_path / "null.md")  # creating a device node needs root
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(tmp_path / "hearth.sock"))
+        found, problems = _walk(FolderRules(_folder(tmp_path)))
+    finally:
+        server.close()
+    assert found == {"notes.md"}
+    reasons = {os.path.basename(p.path): p.reason for p in problems}
+    assert reasons == {
+        "pipe.txt": "not a regular file: a named pipe (FIFO) is never read",
+        "no-extension": "not a regular file: a named pipe (FIFO) is never read",
+        "hearth.sock": "not a regular file: a socket is never read",
+        "null.md": "not a regular file: a device is never read",
+    }
