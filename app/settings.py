@@ -160,8 +160,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Who answers: auto (the local model, then the remote providers in order), "
             "local-only, remote-first, or the name of one configured provider."),
     Setting("routing.ttft_timeout_s", float, 20.0,
-            "Seconds to wait for the local model's first token before falling back.",
+            "Seconds to wait for the local model's first token before falling back "
+            "(only when a remote provider can take over).",
             0.01, 3600.0),
+    Setting("routing.reading_allowance", float, 5.0,
+            "While the local model is still reading a long prompt, it may take up to this "
+            "many times routing.ttft_timeout_s longer before falling back (0 = none).",
+            0.0, 1000.0),
     Setting("routing.stall_timeout_s", float, 10.0,
             "Seconds the local model may go without a new token mid-answer before "
             "falling back.", 0.01, 3600.0),

@@ -152,6 +152,7 @@ def test_providers_keys_and_a_fallback_through_the_cli(
     assert tested.returncode == 0 and tested.stdout.startswith("backup works: fault-model")
     # A question the local model cannot start on in time falls back, and says so.
     assert run_hearth("config", "set", "routing.ttft_timeout_s", "0.02").returncode == 0
+    assert run_hearth("config", "set", "routing.reading_allowance", "0").returncode == 0
     question = "Summarise: " + "lorem ipsum dolor sit amet " * 120
     r = run_hearth("ask", question, "--max-tokens", "8", env=env)
     assert r.returncode == 0, r.stderr

@@ -93,6 +93,7 @@ class RoutingConfig:
             redact_secrets=s["privacy.redact_secrets"], retries=s["routing.retries"],
             breaker_failures=s["routing.breaker_failures"],
             breaker_cooldown_s=s["routing.breaker_cooldown_s"],
+            reading_allowance=s["routing.reading_allowance"],
         )
 
 
