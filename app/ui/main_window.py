@@ -737,9 +737,13 @@ class MainWindow(QMainWindow):
             self.chat.finish_answer(info, state.error, state.error_detail)
             if state.discarded:
                 # The first question got no answer and left no conversation:
-                # the next one starts a new conversation.
+                # the next one starts a new conversation, and the question
+                # goes back to the input to be sent again.
                 self.conversation_id = None
                 self.conversations.refresh()
+                user = self.chat.last("user")
+                if user is not None and not self.input.toPlainText().strip():
+                    self.input.setPlainText(user.text)
             self.statusBar().showMessage(event.message, 10_000)
             self.answer_failed.emit(event.message)
 

@@ -118,3 +118,21 @@ def test_keep_waiting_asks_the_local_model_again_without_a_deadline(
         qtbot.waitUntil(lambda: not window.busy, timeout=5_000)
     finally:
         window.shutdown()
+
+
+def test_a_first_question_stopped_before_its_answer_leaves_no_conversation(
+        qtbot: QtBot, window: MainWindow) -> None:
+    def stop_while_reading(event: object) -> None:
+        if isinstance(event, Progress):
+            window.stop()
+
+    with qtbot.waitSignal(window.answer_failed, timeout=60_000) as failed:
+        window.ask(LONG_QUESTION)
+        assert window._worker is not None
+        window._worker.item.connect(stop_while_reading)
+    assert failed.args[0] == "The answer was stopped before it began."
+    qtbot.waitUntil(lambda: not window.busy, timeout=5_000)
+    assert window.conversation_id is None and window.conversations.ids() == []
+    assert window.assistant.store.search() == []
+    # Nothing is lost: the question is back in the input, ready to send again.
+    assert window.input.toPlainText() == LONG_QUESTION
