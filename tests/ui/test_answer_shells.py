@@ -136,3 +136,28 @@ def test_a_first_question_stopped_before_its_answer_leaves_no_conversation(
     assert window.assistant.store.search() == []
     # Nothing is lost: the question is back in the input, ready to send again.
     assert window.input.toPlainText() == LONG_QUESTION
+
+
+def test_quick_ask_opens_at_its_natural_size_and_has_stop_and_the_model_badge(
+        qtbot: QtBot, window: MainWindow) -> None:
+    quick = QuickAsk(window.assistant)
+    qtbot.addWidget(quick)
+    try:
+        quick.popup()
+        assert quick.sizeHint().height() <= quick.height() < 160  # no empty answer area
+        # The platform adds the application's name once: "Quick Ask — Hearth".
+        assert quick.windowTitle() == "Quick Ask"
+        assert not quick.stop_button.isVisible()
+        badges: list[str] = []
+        quick.input.setText("Write a long story about a lighthouse.")
+        with qtbot.waitSignal(quick.answer_finished, timeout=60_000):
+            quick.ask()
+            assert quick.stop_button.isVisible() and quick.height() >= 380
+            assert quick._worker is not None
+            quick._worker.item.connect(lambda _e: badges.append(quick.badge.text()))
+        assert badges[0].startswith("Local · ")  # the model is named from the start
+        assert "tok/s" in quick.badge.text()
+        qtbot.waitUntil(lambda: not quick.busy, timeout=5_000)
+        assert not quick.stop_button.isVisible()
+    finally:
+        quick.shutdown()
