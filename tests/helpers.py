@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# About 3,000 tokens: seconds of prompt reading for the bundled model here.
+LONG_QUESTION = "Summarise this text: " + "lorem ipsum dolor sit amet " * 300
 
 
 def run_hearth(*args: str, env: dict[str, str] | None = None, input: str | None = None,

@@ -33,13 +33,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def remote() -> Iterator[FaultServer]:
-    server = FaultServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def assistant(settings: Settings, paths: Paths, remote: FaultServer) -> Iterator[Assistant]:
     add_provider(paths, ProviderConfig("faulty", "openai", remote.openai_url, "fault-model",
                                        timeout_s=30))

@@ -119,13 +119,6 @@ def test_ask_routed_to_the_real_server_prints_the_route(llama_server: str) -> No
 
 
 @pytest.fixture
-def remote() -> Iterator[FaultServer]:
-    server = FaultServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def test_keyring(tmp_path: Path) -> dict[str, str]:
     return {"PYTHON_KEYRING_BACKEND": "tests.keyring_backend.FileTestKeyring",
             "HEARTH_TEST_KEYRING": str(tmp_path / "test-keyring.json"),

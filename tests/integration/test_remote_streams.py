@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,20 +33,6 @@ from tests.integration.test_router_faults import CAPS, FAST, PLAN, outcomes, tex
 
 # What "early_end" sends before it closes: the first two pieces.
 EARLY = "".join(ANSWER[:2])
-
-
-@pytest.fixture
-def faulty() -> Iterator[FaultServer]:
-    server = FaultServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def good() -> Iterator[FaultServer]:
-    server = FaultServer()
-    yield server
-    server.close()
 
 
 def make(kind: str, name: str, server: FaultServer, timeout_s: float = 1.0,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -30,20 +29,6 @@ CAPS = Capabilities(max_context=8192, local=False, price_in_per_m=1.0, price_out
 PLAN = PromptPlan("Be brief.", (), "Say hello.")
 FAST = RoutingConfig(ttft_timeout_s=5.0, stall_timeout_s=0.5, retries=2, backoff_s=0.01,
                      max_backoff_s=0.05)
-
-
-@pytest.fixture
-def faulty() -> Iterator[FaultServer]:
-    server = FaultServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def good() -> Iterator[FaultServer]:
-    server = FaultServer()
-    yield server
-    server.close()
 
 
 def openai(name: str, server: FaultServer, timeout_s: float = 1.0) -> OpenAICompatProvider:

@@ -29,18 +29,11 @@ from app.core.prompting import ContextChunk, PromptPlan
 from app.paths import Paths
 from app.settings import Settings
 from tests.fault_server import ANSWER, FaultServer
+from tests.helpers import LONG_QUESTION
 
 pytestmark = pytest.mark.slow
 
 CAPS = Capabilities(max_context=32768, local=False)
-LONG_QUESTION = "Summarise this text: " + "lorem ipsum dolor sit amet " * 300
-
-
-@pytest.fixture
-def remote() -> Iterator[FaultServer]:
-    server = FaultServer()
-    yield server
-    server.close()
 
 
 def provider_for(server: FaultServer, name: str = "faulty") -> OpenAICompatProvider:

@@ -9,9 +9,11 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.core.assistant import Assistant
+from app.core.llm.registry import ProviderConfig, add_provider
 from app.paths import Paths
 from app.settings import Settings
 from app.ui.main_window import MainWindow
+from tests.fault_server import FaultServer
 
 
 @pytest.fixture
@@ -40,3 +42,12 @@ def hearth(qtbot: QtBot, settings: Settings, paths: Paths) -> Iterator[object]:
     for widget in (h.window, h.quick):
         widget.close()
         widget.deleteLater()
+
+
+@pytest.fixture
+def remote(paths: Paths) -> Iterator[FaultServer]:
+    server = FaultServer()
+    add_provider(paths, ProviderConfig("faulty", "openai", server.openai_url, "fault-model",
+                                       timeout_s=5.0))
+    yield server
+    server.close()

@@ -5,15 +5,12 @@ notice asks the local model again without a deadline."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from pytestqt.qtbot import QtBot
 
 from app.core.answer import AnswerSession
 from app.core.assistant import AskOptions, Assistant
 from app.core.events import Fallback, Finished, Progress
-from app.core.llm.registry import ProviderConfig, add_provider
 from app.paths import Paths
 from app.settings import Settings
 from app.ui.answer_info import AnswerInfo, badge_text
@@ -21,19 +18,10 @@ from app.ui.chat_view import KEEP_WAITING
 from app.ui.main_window import MainWindow
 from app.ui.quick_ask import QuickAsk
 from tests.fault_server import ANSWER, FaultServer
+from tests.helpers import LONG_QUESTION
 
 pytestmark = pytest.mark.slow
 
-LONG_QUESTION = "Summarise this text: " + "lorem ipsum dolor sit amet " * 300
-
-
-@pytest.fixture
-def remote(paths: Paths) -> Iterator[FaultServer]:
-    server = FaultServer()
-    add_provider(paths, ProviderConfig("faulty", "openai", server.openai_url, "fault-model",
-                                       timeout_s=5.0))
-    yield server
-    server.close()
 
 
 def test_the_same_events_make_the_same_answer_in_every_shell(

@@ -4,7 +4,6 @@ remote that goes silent mid-answer is abandoned and its text leaves the view."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,20 +16,11 @@ from app.settings import Settings
 from app.ui.main_window import MainWindow
 from app.ui.quick_ask import QuickAsk
 from tests.fault_server import ANSWER, FaultServer
+from tests.helpers import LONG_QUESTION
 
 pytestmark = pytest.mark.slow
 
-LONG_QUESTION = "Summarise this text: " + "lorem ipsum dolor sit amet " * 300
 DOOMED = ("Doomed", " draft", " words", " never", " finished")
-
-
-@pytest.fixture
-def remote(paths: Paths) -> Iterator[FaultServer]:
-    server = FaultServer()
-    add_provider(paths, ProviderConfig("faulty", "openai", server.openai_url, "fault-model",
-                                       timeout_s=5.0))
-    yield server
-    server.close()
 
 
 def test_local_timeout_falls_back_in_the_main_window(
