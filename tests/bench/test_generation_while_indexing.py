@@ -204,7 +204,8 @@ def test_generation_keeps_its_speed_while_indexing(model_path: Path, tmp_path: P
     print(f"\n{FILES} files, {ROUNDS} rounds, {MAX_TOKENS} tokens, threads {default_threads()}, "
           f"load average at the rounds' start {', '.join(f'{x:.2f}' for x in loads)}")
     print(f"alone:              {med(alone_tps):6.1f} tok/s, first token "
-          f"{med(alone_first) * 1000:6.0f} ms  ({_list(alone_tps)})")
+          f"{med(alone_first) * 1000:6.0f} ms  ({_list(alone_tps)}; first "
+          f"{_list(alone_first, 1000)} ms)")
     print(f"indexing, marked:   {med(marked_tps):6.1f} tok/s, first token "
           f"{med(marked_first) * 1000:6.0f} ms  ({_list(marked_tps)}; first "
           f"{_list(marked_first, 1000)} ms)")
