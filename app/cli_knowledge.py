@@ -199,6 +199,9 @@ def _status(kb: Any, args: argparse.Namespace) -> int:
               else "no process is updating it")
     print(f"Index: {data['chunks']:,} chunks, {data['vectors']:,} vectors, model "
           f"{data['embedding_model']}; {writer}.")
+    if data["to_repair"]:
+        print(f"{data['to_repair']:,} passages will be repaired on the next start (the last "
+              "process updating the index stopped mid-way).")
     if not args.errors and any(f["skipped"] or f["failed"] for f in data["folders"]):
         print("`hearth index status --errors` lists the files left out and why.")
     return EXIT_OK

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.core.foreground import Yielder
 from app.core.knowledge import progress as ev
 from app.core.knowledge.chunker import CHUNKER_VERSION
 from app.core.knowledge.embedder import MiniLMEmbedder
@@ -28,6 +29,7 @@ from app.core.knowledge.store import (
     IndexError_,
     Manifest,
     VectorStore,
+    compare,
     knowledge_dir,
 )
 from app.paths import Paths
@@ -196,8 +198,11 @@ class KnowledgeBase:
             raise IndexError_("This knowledge base was opened for reading only.")
         if self._indexer is None:
             assert self.vectors is not None
+            # Every writer (the CLI, the window's index process, the watcher)
+            # pauses while any process of this data folder generates an answer.
             self._indexer = Indexer(self.manifest, self.vectors, self.embedder,
-                                    self.settings["knowledge.max_file_mb"] * 1024 * 1024)
+                                    self.settings["knowledge.max_file_mb"] * 1024 * 1024,
+                                    yielder=Yielder(self.paths))
         return self._indexer
 
     def add_folder(self, path: str | Path, include: Sequence[str] = (),
@@ -301,6 +306,7 @@ class KnowledgeBase:
             out_folders.append(item)
         pid = _writer_pid(self.dir)
         return {
+            "to_repair": self._to_repair(pid),
             "folders": out_folders,
             "chunks": sum(f["chunks"] for f in out_folders),
             "vectors": self.vectors.count() if self.vectors is not None else 0,
@@ -308,6 +314,25 @@ class KnowledgeBase:
             "writer_pid": pid,
             "index_dir": str(self.dir),
         }
+
+
+    def _to_repair(self, writer_pid: int | None) -> int:
+        """Passages the next writer's start will repair (vectors deleted or
+        their files read again): nonzero when the last writer died between
+        writing Chroma and the manifest. Compared only when a writer died, so
+        a status is cheap otherwise; nothing is changed."""
+        if self.writer:
+            died = self.needs_repair
+        else:
+            died = writer_pid is None and (
+                self.manifest.get_meta("writer_clean") == "0" or bool(self.manifest.query(
+                    "SELECT 1 FROM files WHERE status = 'indexing' LIMIT 1")))
+        if not died:
+            return 0
+        if self.vectors is None and not self.writer:
+            with contextlib.suppress(Exception):
+                self._open_vectors()  # the collection a writer created since
+        return compare(self.manifest, self.vectors).passages
 
 
 def _writer_pid(directory: Path) -> int | None:

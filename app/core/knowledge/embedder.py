@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -61,7 +61,11 @@ class Embedder(TokenCounter, Protocol):
     id: str
     dim: int
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str], between: Callable[[], object] | None = None
+              ) -> np.ndarray:
+        """`between`, if given, is called before each model run: the indexer
+        pauses there while an answer is being generated."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,10 @@ class MiniLMEmbedder:
                 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 so.intra_op_num_threads = self.threads
                 so.inter_op_num_threads = 1
+                # Idle workers sleep instead of spinning: the indexer pauses
+                # between runs for an answer, and spinning threads would keep
+                # the cores from it (measured on 2 busy cores: no slower).
+                so.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 self._session = ort.InferenceSession(
                     str(self.files.onnx), sess_options=so, providers=["CPUExecutionProvider"]
                 )
@@ -176,7 +184,8 @@ class MiniLMEmbedder:
 
     # -- Embedder ----------------------------------------------------------------
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], between: Callable[[], object] | None = None
+              ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encs = self.tokenizer.encode_batch(list(texts))
@@ -207,6 +216,8 @@ class MiniLMEmbedder:
                 n = int(lengths[j])
                 ids[row, :n] = encs[j].ids
                 mask[row, :n] = 1
+            if between is not None:
+                between()
             hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
                                         "token_type_ids": np.zeros_like(ids)})[0]
             out[idx] = pool_and_normalise(hidden, mask)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.core.errors import HearthError
+from app.core.foreground import lower_priority
 from app.core.knowledge import progress as ev
 from app.logs import log_to_file
 from app.paths import Paths
@@ -378,6 +379,10 @@ def serve(conn: Any, paths: Paths, values: dict[str, Value], paused: bool) -> No
     # when the index stops, and tells this process so.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     log_to_file(paths, "index.log")
+    # Indexing is background work: the window's answers come first, also in
+    # the moment before the indexer sees their mark and pauses (searches,
+    # which run here too, are not slowed while the cores are free).
+    lower_priority()
     settings = Settings(paths.settings_file, values, [])
     send_lock = threading.Lock()
 

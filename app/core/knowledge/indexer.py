@@ -1,7 +1,8 @@
 """Incremental indexing: new and changed files are chunked and only their new
 chunks embedded; stale chunks and deleted files leave the index; a renamed
-file reuses its vectors. Work is committed in batches so that a crash (even
-kill -9) leaves at most one batch to redo, which the next start does.
+file reuses its vectors. Work is committed in batches of at most a few
+seconds, so that a crash (even kill -9) leaves little to redo, which the next
+start does. While an answer is being generated, indexing pauses.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from app.core.foreground import Yielder
 from app.core.knowledge import progress as ev
 from app.core.knowledge.chunker import Chunk, chunk_document, document_title
 from app.core.knowledge.embedder import Embedder
@@ -33,6 +35,7 @@ from app.core.knowledge.store import (
     Folder,
     Manifest,
     VectorStore,
+    compare,
 )
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,14 @@ log = logging.getLogger(__name__)
 # bigger batches embed faster; a crash redoes at most one batch.
 BATCH_CHUNKS = 256
 BATCH_FILES = 200
+# A batch is also committed once it holds about this many seconds of work,
+# so that a writer killed early on a slow or busy machine has kept something.
+COMMIT_EVERY_S = 2.0
+# The first batch, before the embedding speed of this run is known.
+FIRST_BATCH_CHUNKS = 16
+# Texts given to the embedder at once; the indexer checks between them (and
+# the embedder between its model runs) whether an answer wants the CPU.
+EMBED_STEP = 128
 
 
 def chunk_ids(path: str, chunks: Sequence[Chunk]) -> list[str]:
@@ -86,13 +97,32 @@ class Indexer:
     """The writing side. Use one per process, while holding the writer lock."""
 
     def __init__(self, manifest: Manifest, vectors: VectorStore, embedder: Embedder,
-                 max_file_bytes: int) -> None:
+                 max_file_bytes: int, yielder: Yielder | None = None,
+                 commit_every_s: float = COMMIT_EVERY_S) -> None:
         self.manifest = manifest
         self.vectors = vectors
         self.embedder = embedder
         self.max_file_bytes = max_file_bytes
+        self.yielder = yielder
+        self.commit_every_s = commit_every_s
         self.cancel = threading.Event()
         self._lock = threading.RLock()  # one batch at a time (watcher and reconcile)
+        self._rate: float | None = None  # passages embedded per second (pauses excluded)
+
+    def _yield(self) -> float:
+        """Step aside while an answer is being generated; seconds paused."""
+        if self.yielder is None:
+            return 0.0
+        return self.yielder.wait_for_turn(self.cancel)
+
+    def _batch_chunks(self, seconds: float) -> int:
+        """How many new passages can be embedded in `seconds` (at most
+        BATCH_CHUNKS: bigger batches gain little)."""
+        if seconds <= 0:
+            return 0
+        if self._rate is None:
+            return FIRST_BATCH_CHUNKS
+        return max(8, min(BATCH_CHUNKS, int(self._rate * seconds)))
 
     # -- consistency ---------------------------------------------------------------
 
@@ -104,10 +134,8 @@ class Indexer:
             with self.manifest.tx() as db:
                 db.execute("UPDATE files SET status = ?, hash = NULL WHERE status = ?",
                            (PENDING, INDEXING))
-            listed = self.manifest.all_chunk_ids()
-            stored = self.vectors.all_ids()
-            extra = stored - listed
-            missing = listed - stored
+            found = compare(self.manifest, self.vectors)
+            extra, missing = found.stray, found.missing
             self.vectors.delete(extra)
             queued = 0
             if missing:
@@ -256,7 +284,12 @@ class Indexer:
         batch: list[_Prepared] = []
         pending_chunks = 0
         embed_total = [0, 0]  # done, total: for progress across batches
+        batch_started = time.monotonic()
         for folder, raw_path in items:
+            if self.cancel.is_set():
+                break
+            # Reading and cutting files costs CPU too (the tokenizer uses every core).
+            batch_started += self._yield()
             if self.cancel.is_set():
                 break
             path = safe_text(raw_path)
@@ -270,9 +303,13 @@ class Indexer:
                 continue
             if prepared is None:
                 continue
+            if not batch:
+                batch_started = time.monotonic()
             batch.append(prepared)
             pending_chunks += len(prepared.chunks)
-            if pending_chunks >= BATCH_CHUNKS or len(batch) >= BATCH_FILES:
+            # What reading the files took leaves less time for embedding.
+            left = self.commit_every_s - (time.monotonic() - batch_started)
+            if pending_chunks >= self._batch_chunks(left) or len(batch) >= BATCH_FILES:
                 self._commit(batch, stats, progress, embed_total)
                 batch, pending_chunks = [], 0
         if batch:
@@ -417,14 +454,27 @@ class Indexer:
                 else:
                     to_embed.append(row)
             embed_total[1] += len(to_embed)
-            step = 128
-            for k in range(0, len(to_embed), step):
-                rows = to_embed[k:k + step]
+            paused = [0.0]
+
+            def between_runs() -> None:
+                # Once cancelled, the wait ends at once and the batch is
+                # finished (it is small), so the index closes cleanly.
+                paused[0] += self._yield()
+
+            started = time.perf_counter()
+            for k in range(0, len(to_embed), EMBED_STEP):
+                rows = to_embed[k:k + EMBED_STEP]
                 texts = [new[r][0].chunks[new[r][1]].text for r in rows]
-                vectors[rows] = self.embedder.embed(texts)
+                vectors[rows] = self.embedder.embed(texts, between_runs)
                 embed_total[0] += len(rows)
                 progress(ev.Embedding(embed_total[0], embed_total[1]))
+            busy = time.perf_counter() - started - paused[0]
+            if to_embed and busy > 0:
+                rate = len(to_embed) / busy
+                # Smoothed: one batch of short passages should not triple the next.
+                self._rate = rate if self._rate is None else 0.5 * self._rate + 0.5 * rate
             if new:
+                between_runs()  # Chroma's insert is CPU work too
                 self.vectors.add(
                     [p.ids[i] for p, i in new], vectors,
                     [p.chunks[i].text for p, i in new],

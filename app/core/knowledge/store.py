@@ -498,6 +498,28 @@ class Manifest(SQLiteFile):
         return out
 
 
+@dataclass(frozen=True)
+class Disagreement:
+    """Where the manifest and Chroma differ: vectors the manifest does not
+    list (a writer died between the two writes) and listed passages without
+    a vector."""
+
+    stray: frozenset[str]
+    missing: frozenset[str]
+
+    @property
+    def passages(self) -> int:
+        return len(self.stray) + len(self.missing)
+
+
+def compare(manifest: Manifest, vectors: VectorStore | None) -> Disagreement:
+    """Compare the passages the manifest lists with the vectors Chroma holds
+    (reads only)."""
+    listed = manifest.all_chunk_ids()
+    stored = vectors.all_ids() if vectors is not None else set()
+    return Disagreement(frozenset(stored - listed), frozenset(listed - stored))
+
+
 def _statements(script: str) -> Iterator[str]:
     buf = ""
     for part in script.split(";"):
