@@ -96,6 +96,12 @@ def cmd_index(args: argparse.Namespace) -> int:
                 return _add_through_running(args, str(exc))
             return _fail(str(exc))
         try:
+            if args.action in ("add", "watch"):
+                from app.core.foreground import lower_priority
+
+                # Indexing is background work: an answer asked meanwhile
+                # (here or in the window) gets the cores first.
+                lower_priority()
             if args.action == "add":
                 return _add(kb, args)
             if args.action == "remove":

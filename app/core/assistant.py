@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
-from app.core import offline, secrets
+from app.core import foreground, offline, secrets
 from app.core.conversations import ConversationStore
 from app.core.errors import HearthError
 from app.core.events import (
@@ -201,7 +201,8 @@ class Assistant:
         remotes = self.remote_providers() if allowed else []
         return Router(lambda: self.local_provider(opts.model_path), remotes,
                       RoutingConfig.from_settings(self.settings), self._breaker,
-                      allow_network=allowed)
+                      allow_network=allowed,
+                      foreground=lambda: foreground.answering(self.paths))
 
     def close(self) -> None:
         with self._lock:

@@ -128,3 +128,18 @@ def test_switching_models_unloads_the_previous_one(settings: Settings, paths: Pa
         assert a.local_provider() is second
     finally:
         a.close()
+
+
+def test_the_local_model_holds_the_foreground_mark_while_it_answers(
+        assistant: Assistant) -> None:
+    from app.core import foreground
+    from app.core.events import Delta
+
+    seen: list[int] = []
+    for event in assistant.ask("Say hello.", None, AskOptions(max_tokens=8)):
+        if isinstance(event, Delta):
+            seen.append(len(foreground.live_marks(assistant.paths)))
+    # While the answer streamed, every index writer of this data folder saw
+    # the mark and stepped aside; once it ended, the mark was gone.
+    assert seen and all(n == 1 for n in seen)
+    assert foreground.live_marks(assistant.paths) == []

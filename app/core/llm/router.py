@@ -11,6 +11,7 @@ starts straight away.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -287,8 +288,12 @@ class Router:
         config: RoutingConfig,
         breaker: CircuitBreaker | None = None,
         allow_network: bool | None = None,
+        foreground: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
         self._local_factory = local
+        # Held while the local model computes, so that background work of
+        # every process of this data folder (the indexer) steps aside.
+        self._foreground = foreground or contextlib.nullcontext
         # This request's network policy (None: the policy of the code that
         # builds the router); never read from, or written to, other requests.
         self.allow_network = offline.network_allowed() if allow_network is None else (
@@ -492,8 +497,9 @@ class Router:
             stall = self.config.stall_timeout_s
         # The first-token deadline starts once the model is loaded: loading is
         # not the model being slow to answer.
-        out = yield from self._pump(provider, model, request, cancel, first, stall,
-                                    "local model")
+        with self._foreground():
+            out = yield from self._pump(provider, model, request, cancel, first, stall,
+                                        "local model")
         self._record(run, out)
         if out.first is not None and out.end is not None and out.end.prompt_tokens:
             prompt_speed.record(model, out.end.prompt_tokens, out.first - out.started)
