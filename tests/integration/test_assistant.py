@@ -63,11 +63,12 @@ def test_empty_question_is_one_clear_error(assistant: Assistant) -> None:
 def test_a_question_longer_than_the_context_is_refused_and_kept(assistant: Assistant) -> None:
     question = "Summarise this: " + "the quick brown fox jumps over the lazy dog " * 2300
     assert len(question) > 100_000
-    events = _events(assistant, question)
+    conv = assistant.store.create("notes")
+    events = _events(assistant, question, conv.id)
     err = events[-1]
     assert isinstance(err, Error) and err.reason == "context_overflow"
     assert "tokens but the local model's context holds 4,096" in err.message
-    stored = assistant.store.messages(err.conversation_id)
+    stored = assistant.store.messages(conv.id)
     assert stored[0].role == "user" and stored[0].content == question.strip()
     assert stored[1].status == "error" and "context" in stored[1].error
 
@@ -93,7 +94,13 @@ def test_missing_model_is_one_clear_error_and_the_question_is_kept(
     err = events[-1]
     assert isinstance(err, Error)
     assert err.message.endswith("gone.gguf does not exist.") and err.reason == "no_model"
-    assert assistant.store.messages(err.conversation_id)[0].content == "Hello?"
+    # As a first question it leaves no empty conversation behind (the shells
+    # keep the question); in a conversation, it is kept with the failure.
+    assert err.conversation_id is None and assistant.store.search() == []
+    conv = assistant.store.create("notes")
+    err = _events(assistant, "Hello?", conv.id, model_path=str(tmp_path / "gone.gguf"))[-1]
+    assert isinstance(err, Error) and err.conversation_id == conv.id
+    assert assistant.store.messages(conv.id)[0].content == "Hello?"
 
 
 def test_unknown_conversation(assistant: Assistant) -> None:
