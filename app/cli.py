@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app import cli_eval
 
     cli_eval.add_parsers(sub)
+    from app import cli_trace
+
+    cli_trace.add_parsers(sub)
     return p
 
 
@@ -108,13 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return launch({"action": "quick-ask" if args.quick_ask else "show"})
         if args.quick_ask:
             return fail("--quick-ask is used on its own: hearth --quick-ask", EXIT_USAGE)
-        from app import cli_eval, cli_knowledge, cli_models
+        from app import cli_eval, cli_knowledge, cli_models, cli_trace
 
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
                    "eval": cli_eval.cmd_eval, "conversations": cmd_conversations,
                    "index": cli_knowledge.cmd_index,
                    "search": cli_knowledge.cmd_search, **cli_providers.HANDLERS,
-                   **cli_models.HANDLERS}[args.command]
+                   **cli_models.HANDLERS, **cli_trace.HANDLERS}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
