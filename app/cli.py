@@ -295,6 +295,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             state = "" if d["writable"] else "  NOT WRITABLE"
             lines.append(f"{name.replace('_', ' ').capitalize():<14}{d['path']}{state}")
         lines.append(f"Keyring       {kr['name']}" + (f" ({kr['note']})" if kr["note"] else ""))
+        lg = data["logs"]
+        lines.append(f"Logs          {', '.join(lg['names'])} in {lg['dir']} (level "
+                     f"{lg['level']}, rotated at {lg['max_mb']} MB, {lg['backups']} kept)")
+        lines += [f"              {f['path']} ({f['bytes']:,} bytes)" for f in lg["files"]]
         for w in data["settings_warnings"]:
             lines.append(f"Settings      {w}")
         print("\n".join(lines))
