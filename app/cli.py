@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app import cli_eval
 
     cli_eval.add_parsers(sub)
+    from app import cli_trace
+
+    cli_trace.add_parsers(sub)
     return p
 
 
@@ -108,13 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return launch({"action": "quick-ask" if args.quick_ask else "show"})
         if args.quick_ask:
             return fail("--quick-ask is used on its own: hearth --quick-ask", EXIT_USAGE)
-        from app import cli_eval, cli_knowledge, cli_models
+        from app import cli_eval, cli_knowledge, cli_models, cli_trace
 
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
                    "eval": cli_eval.cmd_eval, "conversations": cmd_conversations,
                    "index": cli_knowledge.cmd_index,
                    "search": cli_knowledge.cmd_search, **cli_providers.HANDLERS,
-                   **cli_models.HANDLERS}[args.command]
+                   **cli_models.HANDLERS, **cli_trace.HANDLERS}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -292,6 +295,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             state = "" if d["writable"] else "  NOT WRITABLE"
             lines.append(f"{name.replace('_', ' ').capitalize():<14}{d['path']}{state}")
         lines.append(f"Keyring       {kr['name']}" + (f" ({kr['note']})" if kr["note"] else ""))
+        lg = data["logs"]
+        lines.append(f"Logs          {', '.join(lg['names'])} in {lg['dir']} (level "
+                     f"{lg['level']}, rotated at {lg['max_mb']} MB, {lg['backups']} kept)")
+        lines += [f"              {f['path']} ({f['bytes']:,} bytes)" for f in lg["files"]]
         for w in data["settings_warnings"]:
             lines.append(f"Settings      {w}")
         print("\n".join(lines))

@@ -6,7 +6,7 @@ way and none of them keeps its own copy of the rules."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from app.core.events import (
     Delta,
@@ -23,6 +23,9 @@ from app.core.events import (
     Usage,
     to_dict,
 )
+
+if TYPE_CHECKING:
+    from app.core.trace import Trace
 
 # waiting: asked, nothing back yet; reading: the local model reads the prompt;
 # streaming: text arrives; then one of the ends.
@@ -56,6 +59,8 @@ class AnswerState:
     # The conversation the question started was removed again (a first
     # question that got no answer leaves none behind).
     discarded: bool = False
+    # The stored answer's trace (app.core.trace), once it has ended.
+    trace: Trace | None = None
     events: int = field(default=0, compare=False)
 
     @property
@@ -129,7 +134,8 @@ class AnswerSession:
                 conversation_id=event.conversation_id, text=event.answer,
                 provider=event.provider, model=event.model, usage=event.usage,
                 timings=event.timings, notes=event.notes, finish_reason=event.finish_reason,
-                prompt=event.prompt, local_only=event.local_only, progress=None)
+                prompt=event.prompt, local_only=event.local_only, progress=None,
+                trace=event.trace)
         elif isinstance(event, Error):
             attempt = next((a for a in reversed(s.route.attempts)
                             if a.outcome not in ("skipped", "retried")), None) if s.route else None
@@ -139,6 +145,7 @@ class AnswerSession:
                 text=event.partial or s.text, progress=None,
                 conversation_id=event.conversation_id,
                 discarded=event.conversation_id is None and s.conversation_id is not None,
+                trace=event.trace,
                 provider=attempt.provider if attempt else s.provider,
                 model=attempt.model if attempt else s.model)
         self.state = replace(s, events=n)

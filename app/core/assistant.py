@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
-from app.core import foreground, offline, secrets
+from app.core import foreground, offline, secrets, trace
 from app.core.conversations import ConversationStore
 from app.core.errors import HearthError
 from app.core.events import (
@@ -275,6 +275,7 @@ class Assistant:
         text: list[str] = []
         provider_name, model_name = "local", "unknown"
         route: Route | None = None
+        plan: PromptPlan | None = None  # for the trace of a failed answer
         try:
             router = self.router(opts)
             provider_name, model_name = router.first_choice(opts.route, opts.deep)
@@ -315,17 +316,17 @@ class Assistant:
             assert answered is not None
         except RoutingError as exc:
             yield from self._fail(conv_id, started, exc.partial or "".join(text), exc, exc.route,
-                                  new=new)
+                                  new=new, plan=plan)
             return
         except HearthError as exc:
             yield from self._fail(conv_id, started, "".join(text), exc, None,
-                                  provider_name, model_name, new=new)
+                                  provider_name, model_name, new=new, plan=plan)
             return
         except Exception as exc:  # never let an unexpected failure vanish
             log.exception("answer failed")
             err = HearthError(f"Something went wrong while answering: {exc}.", reason="internal")
             yield from self._fail(conv_id, started, "".join(text), err, route,
-                                  provider_name, model_name, new=new)
+                                  provider_name, model_name, new=new, plan=plan)
             return
         ended = time.perf_counter()
         answer = "".join(text)
@@ -355,6 +356,11 @@ class Assistant:
             yield Error("The answer was stopped before it began.", "cancelled")
             return
         yield route
+        traced = trace.build(
+            prompt_ref=prompt.ref, route=route, question=question, context=context, used=used,
+            answer=answer, status=outcome, provider=answered.provider, model=answered.model,
+            usage=usage, timings=timings, finish_reason=end.finish_reason,
+            retrieval_note=retrieval_note)
         self.store.add_message(
             conv_id, "assistant", answer,
             status="complete" if outcome == "answered" else "cancelled",
@@ -363,10 +369,11 @@ class Assistant:
             ttft_s=timings.ttft_s, tokens_per_s=timings.tokens_per_s, total_s=timings.total_s,
             route=asdict(route),
             sources=sources or None,
-            local_only=local_only, prompt_ref=prompt.ref,
+            local_only=local_only, prompt_ref=prompt.ref, trace=traced.to_dict(),
         )
         yield Finished(conv_id, user_msg_id, answer, answered.provider, answered.model, usage,
-                       timings, end.finish_reason, tuple(notes), prompt.ref, local_only)
+                       timings, end.finish_reason, tuple(notes), prompt.ref, local_only,
+                       traced)
 
     def _local_name(self, model_path: str | None) -> str:
         try:
@@ -394,14 +401,14 @@ class Assistant:
             log.exception("searching the indexed folders failed")
             return (), f"your files could not be searched ({exc})"
         minimum = self.settings["knowledge.min_relevance"]
-        relevant = [r for r in results if r.relevant(minimum)]
+        relevant = [(rank, r) for rank, r in enumerate(results, start=1)
+                    if r.relevant(minimum)]
         if results and not relevant:
             return (), NO_FILE_MATCHED
-        results = relevant
         return tuple(
             ContextChunk(n, r.path, r.text, r.start_line, r.end_line, r.page, r.score,
-                         r.local_only)
-            for n, r in enumerate(results, start=1)
+                         r.local_only, r.vector_score, r.keyword_score, rank)
+            for n, (rank, r) in enumerate(relevant, start=1)
         ), None
 
 
@@ -414,7 +421,7 @@ class Assistant:
     def _fail(
         self, conv_id: str, started: float, partial: str, exc: HearthError,
         route: Route | None, provider: str = "local", model: str = "unknown",
-        new: bool = False,
+        new: bool = False, plan: PromptPlan | None = None,
     ) -> Iterator[Event]:
         ended = time.perf_counter()
         if route is None:
@@ -433,14 +440,22 @@ class Assistant:
             self._discard(conv_id)
             yield Error(str(exc), exc.reason, detail=detail)
             return
+        traced = trace.build(
+            prompt_ref=plan.prompt.ref if plan else "", route=route,
+            question=plan.question if plan else "", context=plan.context if plan else (),
+            used=None, answer=partial, status="cancelled" if exc.reason == "cancelled"
+            else "failed", provider=provider, model=model,
+            timings=Timings(total_s=ended - started), error_reason=exc.reason)
         try:
             self.store.add_message(conv_id, "assistant", partial, status="error",
                                    model=model, provider=provider, error=str(exc),
-                                   total_s=ended - started, route=asdict(route))
+                                   total_s=ended - started, route=asdict(route),
+                                   prompt_ref=plan.prompt.ref if plan else None,
+                                   trace=traced.to_dict())
         except (HearthError, OSError):
             log.exception("could not store the failed answer")
         yield Error(str(exc), exc.reason, detail=detail, conversation_id=conv_id,
-                    partial=partial)
+                    partial=partial, trace=traced)
 
 
 def _fits_beside(config: LocalModelConfig, loaded: list[LocalProvider]) -> bool:

@@ -54,11 +54,25 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE messages ADD COLUMN prompt_ref TEXT
         """,
     ),
+    (
+        # trace_json: how the answer was made (app.core.trace); NULL for
+        # answers stored before traces were kept. The index serves the
+        # statistics, which read answers by time.
+        "0003_message_trace",
+        """
+        ALTER TABLE messages ADD COLUMN trace_json TEXT;
+        CREATE INDEX messages_by_role_time ON messages(role, created_at)
+        """,
+    ),
 )
 
 
 class ConversationNotFoundError(HearthError):
     reason = "conversation_not_found"
+
+
+class MessageNotFoundError(HearthError):
+    reason = "message_not_found"
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class Message:
     sources: Any = None
     local_only: bool = False
     prompt_ref: str | None = None
+    trace: Any = None
 
 
 _MESSAGE_FIELDS = (
@@ -190,15 +205,16 @@ class ConversationStore(SQLiteFile):
         values["local_only"] = int(bool(values["local_only"]))
         route = json.dumps(fields["route"]) if fields.get("route") is not None else None
         sources = json.dumps(fields["sources"]) if fields.get("sources") is not None else None
+        trace = json.dumps(fields["trace"]) if fields.get("trace") is not None else None
         with self.tx() as db:
             db.execute(
                 "INSERT INTO messages (id, conversation_id, role, content, status, "
                 + ", ".join(_MESSAGE_FIELDS)
-                + ", route_json, sources_json, created_at) VALUES ("
-                + ", ".join("?" * (8 + len(_MESSAGE_FIELDS)))
+                + ", route_json, sources_json, trace_json, created_at) VALUES ("
+                + ", ".join("?" * (9 + len(_MESSAGE_FIELDS)))
                 + ")",
                 (msg_id, conversation_id, role, content, status,
-                 *values.values(), route, sources, now),
+                 *values.values(), route, sources, trace, now),
             )
             db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
@@ -229,6 +245,31 @@ class ConversationStore(SQLiteFile):
             raise HearthError(f"No message has the id {message_id!r}.")
         return _message(row)
 
+    def answer(self, message_id: str) -> Message:
+        """An assistant message by id or unique prefix, or "last" for the newest
+        answer (raises MessageNotFoundError, one sentence, when there is none)."""
+        with self._lock:
+            if message_id == "last":
+                rows = self._db.execute(
+                    "SELECT * FROM messages WHERE role = 'assistant' "
+                    "ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchall()
+                if not rows:
+                    raise MessageNotFoundError("There are no answers yet; ask something first.")
+                return _message(rows[0])
+            rows = self._db.execute(
+                "SELECT * FROM messages WHERE role = 'assistant' AND (id = ? OR id LIKE ? "
+                "ESCAPE '\\') LIMIT 2",
+                (message_id, _escape_like(message_id) + "%"),
+            ).fetchall() if message_id else []
+        exact = [r for r in rows if r["id"] == message_id]
+        if exact:
+            rows = exact
+        if len(rows) != 1:
+            raise MessageNotFoundError(
+                f"No answer has the id {message_id!r}." if not rows
+                else f"The id {message_id!r} matches several answers; give more of it.")
+        return _message(rows[0])
+
     def messages(self, conversation_id: str) -> list[Message]:
         with self._lock:
             rows = self._db.execute(
@@ -242,12 +283,22 @@ def _message(row: sqlite3.Row) -> Message:
     data = dict(row)
     route = data.pop("route_json")
     sources = data.pop("sources_json")
+    trace = data.pop("trace_json", None)
     data["local_only"] = bool(data.get("local_only"))
     return Message(
         **data,
         route=json.loads(route) if route else None,
         sources=json.loads(sources) if sources else None,
+        trace=_json_or_none(trace),
     )
+
+
+def _json_or_none(text: str | None) -> Any:
+    # A damaged trace must not make its conversation unreadable.
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 def _title(text: str) -> str:

@@ -123,4 +123,14 @@ def report(settings: Settings, paths: Paths, model_path: str | None = None,
         "keyring": keyring_backend(),
         "settings_file": str(paths.settings_file),
         "settings_warnings": list(settings.warnings),
+        "logs": logs(settings, paths),
     }
+
+
+def logs(settings: Settings, paths: Paths) -> dict[str, Any]:
+    from app.logs import LOG_NAMES, log_files
+
+    return {"dir": str(paths.log_dir), "names": list(LOG_NAMES),
+            "files": [{"path": str(p), "bytes": p.stat().st_size} for p in log_files(paths)],
+            "level": os.environ.get("HEARTH_LOG_LEVEL", settings["logging.level"]).lower(),
+            "max_mb": settings["logging.max_mb"], "backups": settings["logging.backups"]}

@@ -4,7 +4,10 @@ Started · Sources? · (Progress | Delta | Fallback)… · Route? · Finished | 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.core.trace import Trace
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class Finished:
     prompt: str = ""
     # The answer quotes local-only text: it is never sent to a remote provider.
     local_only: bool = False
+    # Everything about how the answer was made, as stored with it.
+    trace: Trace | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ class Error:
     detail: str = ""
     conversation_id: str | None = None
     partial: str = ""
+    # The failed answer's trace, when it was stored.
+    trace: Trace | None = None
 
 
 Event = Started | Sources | Progress | Delta | Fallback | Route | Finished | Error

@@ -29,6 +29,11 @@ class ContextChunk:
     # From a folder marked local-only: never sent to a remote provider, and
     # an answer built from it is marked local-only in the conversation.
     local_only: bool = False
+    # How the retriever found it (for the answer's trace): cosine, BM25, and
+    # its place in the fused order (1 = best).
+    vector_score: float | None = None
+    keyword_score: float | None = None
+    rank: int | None = None
 
     def location(self) -> str:
         where = self.path

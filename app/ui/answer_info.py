@@ -9,6 +9,7 @@ from typing import Any
 from app.core.answer import AnswerState
 from app.core.conversations import Message
 from app.core.events import Attempt, Finished, Route, Source, Timings, Usage
+from app.core.trace import Trace, from_message
 
 LOCAL_PROVIDERS = frozenset({"local"})
 
@@ -28,6 +29,7 @@ class AnswerInfo:
     # The versioned prompt the answer was made with ("ID@VERSION"; "" before 0002).
     prompt: str = ""
     local_only: bool = False
+    trace: Trace | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -46,7 +48,7 @@ class AnswerInfo:
             status="cancelled" if event.finish_reason == "cancelled" else "complete",
             route=route, usage=event.usage, timings=event.timings, sources=sources,
             notes=event.notes, finish_reason=event.finish_reason,
-            prompt=event.prompt, local_only=event.local_only,
+            prompt=event.prompt, local_only=event.local_only, trace=event.trace,
         )
 
     @classmethod
@@ -58,7 +60,7 @@ class AnswerInfo:
             provider=state.provider, model=state.model, status=status, route=state.route,
             usage=state.usage, timings=state.timings, sources=state.sources,
             notes=state.notes, error=state.error, finish_reason=state.finish_reason,
-            prompt=state.prompt, local_only=state.local_only,
+            prompt=state.prompt, local_only=state.local_only, trace=state.trace,
         )
 
     @classmethod
@@ -72,6 +74,7 @@ class AnswerInfo:
                             tokens_per_s=msg.tokens_per_s),
             sources=sources_from_list(msg.sources),
             error=msg.error, prompt=msg.prompt_ref or "", local_only=msg.local_only,
+            trace=from_message(msg),
         )
 
 

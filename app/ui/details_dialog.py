@@ -1,5 +1,6 @@
-"""The answer's details, opened from its badge: route attempts, timings,
-tokens and the retrieved passages with their scores."""
+"""The answer's details, opened from its badge: its whole trace (route
+attempts with their timings, tokens, cost, the retrieved passages with their
+scores and citations, cache and privacy) and the notes of a live answer."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import html
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
+from app.core import trace as tr
 from app.ui.answer_info import AnswerInfo, badge_text, fallback_reason
 
 
@@ -58,6 +60,9 @@ def details_html(info: AnswerInfo) -> str:
     out += [f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>"
             for k, v in rows]
     out.append("</table>")
+    if info.trace is not None:
+        out.append(trace_html(info.trace))
+        return "".join(out)
     if info.route is not None and info.route.attempts:
         out.append(f"<h4>Route ({html.escape(info.route.policy)})</h4>")
         if info.route.summary:
@@ -84,6 +89,25 @@ def details_html(info: AnswerInfo) -> str:
     return "".join(out)
 
 
+def trace_html(t: tr.Trace) -> str:
+    out = ["<h4>Trace</h4><table cellpadding='3'>"]
+    out += [f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>"
+            for k, v in tr.summary_rows(t)]
+    out.append("</table>")
+    for title, columns, rows in (("Route attempts", tr.ATTEMPT_COLUMNS, tr.attempt_rows(t)),
+                                 ("Retrieved passages", tr.PASSAGE_COLUMNS,
+                                  tr.passage_rows(t))):
+        if not rows:
+            continue
+        out.append(f"<h4>{title}</h4><table cellpadding='3' border='1' cellspacing='0'><tr>")
+        out += [f"<th>{html.escape(c)}</th>" for c in columns]
+        out.append("</tr>")
+        for row in rows:
+            out.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>")
+        out.append("</table>")
+    return "".join(out)
+
+
 def location(src: object) -> str:
     page = getattr(src, "page", None)
     start, end = getattr(src, "start_line", None), getattr(src, "end_line", None)
@@ -98,7 +122,7 @@ class AnswerDetailsDialog(QDialog):
     def __init__(self, info: AnswerInfo, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Answer details")
-        self.resize(620, 460)
+        self.resize(860, 560)
         self.view = QTextBrowser()
         self.view.setHtml(details_html(info))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

@@ -283,6 +283,8 @@ class MainWindow(QMainWindow):
         self.sources_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
         self.sources_action.toggled.connect(self.sources_panel.setVisible)
         view.addAction(self.sources_action)
+        self.stats_action = _action(self, "S&tatistics…", "", self.show_stats)
+        view.addAction(self.stats_action)
         for key, slot in ((Qt.Key.Key_Escape, self.escape), ("Ctrl+L", self.focus_input),
                           ("Ctrl+F", self.focus_search)):
             shortcut = QShortcut(QKeySequence(key), self)
@@ -776,6 +778,13 @@ class MainWindow(QMainWindow):
         self._details = AnswerDetailsDialog(info, self)
         self._details.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._details.show()
+
+    def show_stats(self) -> None:
+        from app.ui.stats_view import StatsDialog
+
+        dialog = StatsDialog(self.assistant.paths, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
 
     def show_notice(self, text: str) -> None:
         """A line above the question box (e.g. a settings file with mistakes) until the
