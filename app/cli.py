@@ -15,8 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from app import __version__, cli_providers
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_DISPLAY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from app.cli_common import (
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    fail,
+    load_settings,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,11 +102,6 @@ def setup_logging() -> None:
     log_to_file(get_paths(), "hearth.log")
 
 
-def fail(message: str, code: int = EXIT_FAIL) -> int:
-    print(f"hearth: {message}", file=sys.stderr)
-    return code
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -127,19 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _load_settings() -> Any:
-    from app.settings import Settings
-
-    settings = Settings.load()
-    if settings["network.offline"]:
-        from app.core import offline
-
-        offline.enable()  # the backstop holds from start-up, not only after a change
-    for warning in settings.warnings:
-        print(f"hearth: warning: {warning}", file=sys.stderr)
-    return settings
-
-
 def cmd_ask(args: argparse.Namespace) -> int:
     from app.core.answer import AnswerSession
     from app.core.assistant import AskOptions, Assistant
@@ -159,7 +147,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         from app.ui.launch import launch
 
         return launch({"action": "ask", "question": question})
-    settings = _load_settings()
+    settings = load_settings()
     if args.max_tokens is not None and args.max_tokens < 1:
         return fail("--max-tokens must be 1 or more.", EXIT_USAGE)
     options = AskOptions(model_path=args.model, max_tokens=args.max_tokens,
@@ -257,7 +245,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from app.core.doctor import report
     from app.paths import get_paths
 
-    settings = _load_settings()
+    settings = load_settings()
     data = report(settings, get_paths(), load=not args.no_load)
     if args.json:
         print(json.dumps(data, indent=2))
@@ -309,7 +297,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from app.core.errors import HearthError, as_phrase
     from app.settings import SettingsError, lookup
 
-    settings = _load_settings()
+    settings = load_settings()
     try:
         if args.action == "list":
             rows = settings.items()

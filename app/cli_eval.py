@@ -8,9 +8,8 @@ import json
 import sys
 from typing import Any
 
+from app.cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, fail, load_settings
 from app.cli_knowledge import Reporter
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def add_parsers(sub: Any) -> None:
@@ -41,11 +40,6 @@ def add_parsers(sub: Any) -> None:
                     help="with --answers: frame the questions with this versioned prompt")
 
 
-def _fail(message: str, code: int = EXIT_FAIL) -> int:
-    print(f"hearth: {message}", file=sys.stderr)
-    return code
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from app.core.errors import HearthError
     from app.paths import DataDirError, get_paths
@@ -57,26 +51,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.compare:
             return _compare(paths, args)
         if not args.set:
-            return _fail("give an evaluation set, e.g. hearth eval ~/eval/scifact "
+            return fail("give an evaluation set, e.g. hearth eval ~/eval/scifact "
                          "(or --compare A B, or --runs).", EXIT_USAGE)
         if args.limit is not None and args.limit < 1:
-            return _fail("--limit must be 1 or more.", EXIT_USAGE)
+            return fail("--limit must be 1 or more.", EXIT_USAGE)
         if args.answers is not None and args.answers < 1:
-            return _fail("--answers must be 1 or more.", EXIT_USAGE)
+            return fail("--answers must be 1 or more.", EXIT_USAGE)
         if args.prompt and args.answers is None:
-            return _fail("--prompt is for --answers: it frames the questions the model answers.",
+            return fail("--prompt is for --answers: it frames the questions the model answers.",
                          EXIT_USAGE)
         return _run(paths, args)
     except (HearthError, DataDirError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
 
 def _run(paths: Any, args: argparse.Namespace) -> int:
-    from app.cli import _load_settings
     from app.core.knowledge import evaluate as E
 
     es = E.load_set(args.set, args.split)
-    settings = _load_settings()
+    settings = load_settings()
     quiet = args.json or not sys.stderr.isatty()
     print(f"Evaluating {es.name}: {len(es.queries)} questions"
           + (f", {len(es.corpus)} documents" if es.corpus else ""), file=sys.stderr)
@@ -136,7 +129,7 @@ def _compare(paths: Any, args: argparse.Namespace) -> int:
     from app.core.knowledge import evaluate as E
 
     if args.threshold < 0:
-        return _fail("--threshold must be 0 or more.", EXIT_USAGE)
+        return fail("--threshold must be 0 or more.", EXIT_USAGE)
     a, b = (E.load_run(paths, ref) for ref in args.compare)
     changes, regressions = E.compare(a, b, args.threshold)
     rates = [(k, a.answers.get(k), b.answers.get(k)) for k in ("citation_rate",

@@ -12,10 +12,8 @@ import sys
 import time
 from typing import Any
 
+from app.cli_common import EXIT_OK, EXIT_USAGE, fail, load_settings
 from app.core.text import shown
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
 
 # The most results one search returns (enough for Recall@100).
 MAX_RESULTS = 100
@@ -60,17 +58,11 @@ def add_parsers(sub: Any) -> None:
                         help="reorder the files to prefer varied ones (default knowledge.mmr)")
 
 
-def _fail(message: str, code: int = EXIT_FAIL) -> int:
-    print(f"hearth: {message}", file=sys.stderr)
-    return code
-
-
 def _open(writer: bool) -> Any:
-    from app.cli import _load_settings
     from app.core.knowledge.base import KnowledgeBase
     from app.paths import get_paths
 
-    return KnowledgeBase(get_paths(), _load_settings(), writer=writer)
+    return KnowledgeBase(get_paths(), load_settings(), writer=writer)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -94,7 +86,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         except IndexBusyError as exc:
             if args.action == "add":
                 return _add_through_running(args, str(exc))
-            return _fail(str(exc))
+            return fail(str(exc))
         try:
             if args.action in ("add", "watch"):
                 from app.core.foreground import lower_priority
@@ -113,7 +105,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         finally:
             kb.close()
     except (HearthError, DataDirError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
 
 def _add(kb: Any, args: argparse.Namespace) -> int:
@@ -136,7 +128,7 @@ def _add_through_running(args: argparse.Namespace, busy: str) -> int:
         pid = _writer_pid(kb.dir)
         folder = kb.add_folder(args.path, args.include, args.exclude, args.local_only)
         if pid is None:
-            return _fail(busy)
+            return fail(busy)
         print(f"Added {shown(folder.path)}; the running Hearth (pid {pid}) is indexing it "
               "(`hearth index status` shows progress).")
         return EXIT_OK
@@ -149,7 +141,7 @@ def _watch(kb: Any) -> int:
 
     folders = kb.folders()
     if not folders:
-        return _fail("no folders are indexed yet; add one with `hearth index add PATH`.")
+        return fail("no folders are indexed yet; add one with `hearth index add PATH`.")
 
     def warn(w: WatchWarning) -> None:
         print(f"hearth: warning: {shown(w.folder)}: {w.message}", file=sys.stderr)
@@ -218,20 +210,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     from app.paths import DataDirError
 
     if args.k is not None and not 1 <= args.k <= MAX_RESULTS:
-        return _fail(f"-k must be from 1 to {MAX_RESULTS}.", EXIT_USAGE)
+        return fail(f"-k must be from 1 to {MAX_RESULTS}.", EXIT_USAGE)
     if args.per_file < 1:
-        return _fail("--per-file must be 1 or more.", EXIT_USAGE)
+        return fail("--per-file must be 1 or more.", EXIT_USAGE)
     try:
         kb = _open(writer=False)
         try:
             if not kb.folders():
-                return _fail("no folders are indexed yet; add one with `hearth index add PATH`.")
+                return fail("no folders are indexed yet; add one with `hearth index add PATH`.")
             results = kb.search(args.query, args.k, folders=args.folder, kinds=args.kinds,
                                 path_glob=args.glob, mmr=args.mmr, per_file=args.per_file)
         finally:
             kb.close()
     except (HearthError, DataDirError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False))
         return EXIT_OK

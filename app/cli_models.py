@@ -16,7 +16,8 @@ import signal
 import sys
 from typing import Any
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from app.cli_common import EXIT_INTERRUPTED, EXIT_OK, fail
+
 GB = 1024**3
 
 
@@ -42,11 +43,6 @@ def add_parsers(sub: Any) -> None:
     info.add_argument("--json", action="store_true")
 
 
-def _fail(message: str, code: int = EXIT_FAIL) -> int:
-    print(f"hearth: {message}", file=sys.stderr)
-    return code
-
-
 def _size(n: int) -> str:
     return f"{n / GB:.2f} GB" if n >= GB / 10 else f"{n / 1024**2:.0f} MB"
 
@@ -69,7 +65,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                    "use": _use, "info": _info}[args.action]
         return handler(args, paths, settings, catalog)
     except HearthError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -208,7 +204,7 @@ def _use(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> i
     model = find_installed(paths, catalog, args.id)
     row = next(r for r in overview(paths, catalog, settings) if r.id == model.id)
     if not row.fit.fits and not args.force:
-        return _fail(f"{model.name} will not fit: {row.fit.summary()}. Choose a smaller model, "
+        return fail(f"{model.name} will not fit: {row.fit.summary()}. Choose a smaller model, "
                      f"lower model.context_size, or use --force to load it anyway.")
     settings.set("model.path", "" if model.source == "bundled" else str(model.path))
     settings.set("model.ignore_fit", bool(args.force and not row.fit.fits))

@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from app.cli_common import fail
+
 
 def add_parsers(sub: Any) -> None:
     prov = sub.add_parser("providers", help="remote providers Hearth may fall back to")
@@ -41,11 +43,6 @@ def add_parsers(sub: Any) -> None:
     kdel.add_argument("name")
 
 
-def _fail(message: str, code: int = 1) -> int:
-    print(f"hearth: {message}", file=sys.stderr)
-    return code
-
-
 def cmd_providers(args: argparse.Namespace) -> int:
     from app.core import secrets
     from app.core.errors import HearthError
@@ -59,7 +56,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
             for pair in args.header:
                 key, sep, value = pair.partition("=")
                 if not sep or not key.strip():
-                    return _fail(f"--header wants KEY=VALUE; got {pair!r}.", 2)
+                    return fail(f"--header wants KEY=VALUE; got {pair!r}.", 2)
                 headers[key.strip()] = value.strip()
             config = registry.ProviderConfig(
                 args.name, args.kind, args.base_url.rstrip("/"), args.model, headers,
@@ -92,7 +89,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
         elif args.action == "test":
             return _test(args, paths)
     except HearthError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     return 0
 
 
@@ -105,7 +102,7 @@ def _test(args: argparse.Namespace, paths: Any) -> int:
         if args.json:
             print(json.dumps({"ok": False, "error": result.error, "reason": result.reason,
                               "status": result.status}))
-        return _fail(result.message)
+        return fail(result.message)
     if args.json:
         print(json.dumps({"ok": True, "provider": result.provider, "model": result.model,
                           "ttft_s": result.ttft_s, "total_s": round(result.total_s, 3),
@@ -135,7 +132,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             else:
                 print(f"there was no stored key for {args.name}")
     except HearthError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     return 0
 
 

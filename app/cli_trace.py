@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from app.cli_common import EXIT_OK, EXIT_USAGE, fail
 
 
 def add_parsers(sub: Any) -> None:
@@ -31,11 +30,6 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
-def _fail(message: str, code: int = EXIT_FAIL) -> int:
-    print(f"hearth: {message}", file=sys.stderr)
-    return code
-
-
 def cmd_trace(args: argparse.Namespace) -> int:
     from app.core import trace
     from app.core.conversations import ConversationStore
@@ -44,15 +38,15 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     paths = get_paths()
     if not paths.conversations_db.exists():
-        return _fail("There are no answers yet; ask something first.")
+        return fail("There are no answers yet; ask something first.")
     try:
         store = ConversationStore(paths.conversations_db)
     except DataDirError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     try:
         msg = store.answer(args.message)
     except HearthError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     finally:
         store.close()
     t = trace.from_message(msg)
@@ -72,7 +66,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     try:
         since = stats.parse_since(args.since) if args.since else None
     except stats.StatsError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     data = stats.collect(get_paths(), since)
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))

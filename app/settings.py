@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import tempfile
 import threading
 import tomllib
 from collections.abc import Callable, Iterator
@@ -21,6 +19,7 @@ from typing import Any
 
 import tomli_w
 
+from app.atomic import write_text_atomic
 from app.paths import Paths, get_paths
 
 Value = bool | int | float | str
@@ -337,16 +336,6 @@ def _read_toml(path: Path, warnings: list[str]) -> dict[str, Any]:
 
 def _write_atomic(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".tmp")
+        write_text_atomic(path, text)
     except OSError as exc:
-        raise SettingsError(f"Cannot write settings to {path}: {exc.strerror or exc}.") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise SettingsError(f"Cannot write settings to {path}: {exc.strerror or exc}.") from exc

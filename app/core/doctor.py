@@ -40,23 +40,16 @@ def llama_build() -> dict[str, Any]:
 
 
 def keyring_backend() -> dict[str, Any]:
-    try:
-        import keyring
-        from keyring.backends import fail
+    """Whether the OS keyring may hold API keys: the same rule `hearth keys
+    set` applies (app.core.secrets), with what to do when it may not."""
+    from app.core import secrets
 
-        backend = keyring.get_keyring()
-    except Exception as exc:
-        return {"name": "unavailable", "usable": False, "note": str(exc)}
-    name = f"{type(backend).__module__}.{type(backend).__name__}"
-    plaintext = "keyrings.alt" in name and "file" in name.lower()
-    usable = not isinstance(backend, fail.Keyring) and not plaintext
-    note = ""
-    if isinstance(backend, fail.Keyring):
-        note = ("no OS keyring found; install and unlock a Secret Service (e.g. GNOME Keyring "
-                "or KWallet), or use HEARTH_<PROVIDER>_API_KEY environment variables")
-    elif plaintext:
-        note = "this keyring stores secrets in a plain file; Hearth will not store keys there"
-    return {"name": name, "usable": usable, "note": note}
+    status = secrets.backend_status()
+    note = status.note
+    if not status.usable and "no OS keyring" in note:
+        note += ("; install and unlock a Secret Service (e.g. GNOME Keyring or KWallet), or "
+                 "use HEARTH_<PROVIDER>_API_KEY environment variables")
+    return {"name": status.name, "usable": status.usable, "note": note}
 
 
 def model_check(settings: Settings, model_path: str | None, load: bool) -> dict[str, Any]:

@@ -42,17 +42,6 @@ class GenerationError(HearthError):
     reason = "generation_failed"
 
 
-class CancelledError(HearthError):
-    reason = "cancelled"
-
-    def __init__(self, message: str = "The answer was stopped.") -> None:
-        super().__init__(message)
-
-
-class InvalidRequestError(HearthError):
-    reason = "invalid_request"
-
-
 def as_phrase(message: str) -> str:
     """A one-sentence message made to follow a colon: no full stop, and a
     plain first word in lower case ("The model file …" → "the model file …";

@@ -3,7 +3,7 @@ conversation store) and the one-line badge that summarises it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.core.answer import AnswerState
@@ -30,7 +30,6 @@ class AnswerInfo:
     prompt: str = ""
     local_only: bool = False
     trace: Trace | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def local(self) -> bool:

@@ -133,11 +133,11 @@ def test_provider_test_sends_nothing_when_offline(settings: Settings, paths: Pat
 
 
 def test_offline_mode_is_on_from_start_up(settings: Settings, paths: Paths) -> None:
-    from app import cli
+    from app.cli_common import load_settings
 
     settings.set("network.offline", True)
     try:
-        cli._load_settings()
+        load_settings()
         assert offline.is_persistent() and offline.backstop_installed()
         with pytest.raises(offline.OfflineError, match="was not done"):
             offline.require_network("downloading the model")

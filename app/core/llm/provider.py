@@ -32,8 +32,6 @@ class ChatRequest:
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
     seed: int | None = None
-    needs_vision: bool = False
-    needs_tools: bool = False
     # Local models only (remote APIs have their own): >1 discourages repeating
     # recent tokens, which keeps small models out of loops.
     repeat_penalty: float = 1.0

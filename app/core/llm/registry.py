@@ -6,9 +6,7 @@ Provider records hold no keys: those live in the keyring (`app.core.secrets`).
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from urllib.parse import urlparse
 
 import tomli_w
 
+from app.atomic import write_text_atomic
 from app.core.errors import HearthError
 from app.core.llm.provider import Capabilities
 from app.paths import Paths
@@ -115,14 +114,9 @@ def save_providers(paths: Paths, providers: list[ProviderConfig]) -> None:
     text = ("# Remote providers Hearth may fall back to, in order. Keys are not kept here:\n"
             "# they live in the OS keyring (`hearth keys set NAME`).\n\n"
             + tomli_w.dumps({"provider": records}))
-    paths.ensure(paths.config_dir)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".providers-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ProviderConfigError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
 
 

@@ -26,11 +26,10 @@ from app.core.events import Attempt, Route
 from app.core.llm.local import MIN_ANSWER_TOKENS, LocalProvider
 from app.core.llm.provider import (
     CancelToken,
-    Capabilities,
     ChatRequest,
     PromptProgress,
+    Provider,
     StreamEnd,
-    StreamItem,
     TextDelta,
 )
 from app.core.llm.registry import ProviderConfig, cost_usd
@@ -49,18 +48,11 @@ MAX_RETRY_AFTER_S = 30.0
 READING_ALLOWANCE_MAX = 5.0
 
 
-class RemoteProvider(Protocol):
+class RemoteProvider(Provider, Protocol):
+    """A provider over the network: what every provider offers, plus its
+    configuration and one SDK client kept warm between questions."""
+
     config: ProviderConfig
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def model(self) -> str: ...
-
-    def capabilities(self) -> Capabilities: ...
-
-    def stream(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamItem]: ...
 
     def client(self) -> Any: ...
 
@@ -105,13 +97,11 @@ class GenParams:
     top_p: float = 0.95
     seed: int | None = None
     stop: tuple[str, ...] = ()
-    needs_vision: bool = False
     repeat_penalty: float = 1.0
 
     def request(self, plan: PromptPlan) -> ChatRequest:
         return ChatRequest(plan.render(), self.max_tokens, self.temperature, self.top_p,
-                           self.stop, self.seed, needs_vision=self.needs_vision,
-                           repeat_penalty=self.repeat_penalty)
+                           self.stop, self.seed, repeat_penalty=self.repeat_penalty)
 
 
 @dataclass(frozen=True)
@@ -393,7 +383,7 @@ class Router:
                 if heavy_why and index == 0:
                     continue
                 # With nothing to take over, a deadline could only lose the answer.
-                waits = patient or not self._can_take_over(order[index + 1:], params)
+                waits = patient or not self._can_take_over(order[index + 1:])
                 steps = self._local(plan, params, cancel, run, deadlines=not waits)
             else:
                 steps = self._remote(cand, plan, params, cancel, run)
@@ -426,14 +416,12 @@ class Router:
                 pending = Switched(failed, nxt[0], nxt[1], outcome.text)
         raise self._all_failed(resolved, run, last_failed, cancel)
 
-    def _can_take_over(self, rest: Sequence[RemoteProvider | str], params: GenParams) -> bool:
+    def _can_take_over(self, rest: Sequence[RemoteProvider | str]) -> bool:
         """Whether a provider after this one could answer if this one fails."""
         if not (self.allow_network and offline.network_allowed()):
             return False
-        return any(
-            not isinstance(cand, str) and self.breaker.allow(cand.name)
-            and (cand.capabilities().vision or not params.needs_vision)
-            for cand in rest)
+        return any(not isinstance(cand, str) and self.breaker.allow(cand.name)
+                   for cand in rest)
 
     def _next_name(self, order: list[RemoteProvider | str], index: int,
                    cancel: CancelToken) -> tuple[str, str] | None:
@@ -471,9 +459,6 @@ class Router:
             detail = ("no local model" if exc.reason == "no_model"
                       else "local model failed to load") + f": {as_phrase(str(exc))}"
             return fail(exc.reason, detail, exc)
-        if params.needs_vision and not provider.capabilities().vision:
-            err = HearthError("The local model cannot read images.", reason="needs_vision")
-            return fail("needs_vision", "the local model cannot read images", err)
         speed = prompt_speed.get(model)
         try:
             fitted, dropped = fit_local(provider, plan, loaded.n_ctx, speed,
@@ -517,9 +502,6 @@ class Router:
                        f"{name} skipped after repeated failures", now)
             return None
         caps = provider.capabilities()
-        if params.needs_vision and not caps.vision:
-            self._skip(run, provider, "needs_vision", f"{name} cannot read images", now)
-            return None
         if run.outbound is None:
             run.outbound = prepare_outbound(plan, self.config.redact_secrets)
         request = params.request(run.outbound.plan)

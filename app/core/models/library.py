@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.atomic import write_text_atomic
 from app.core.errors import HearthError, ModelLoadError
 from app.core.models.catalog import Catalog, CatalogEntry
 from app.core.models.files import (
@@ -153,10 +154,7 @@ def _read_manifest(paths: Paths) -> dict[str, dict[str, Any]]:
 
 
 def _write_manifest(paths: Paths, data: dict[str, dict[str, Any]]) -> None:
-    target = models_dir(paths) / MANIFEST
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, target)
+    write_text_atomic(models_dir(paths) / MANIFEST, json.dumps(data, indent=2, sort_keys=True))
 
 
 def installed(paths: Paths, catalog: Catalog) -> list[InstalledModel]:
