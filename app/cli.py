@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import signal
 import sys
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app import cli_trace
 
     cli_trace.add_parsers(sub)
+    from app import cli_install
+
+    cli_install.add_arguments(p, sub)
     return p
 
 
@@ -103,22 +107,34 @@ def setup_logging() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # In a frozen bundle the window's index process (multiprocessing "spawn")
+    # starts this same executable; this runs the child's work there and exits
+    # before the arguments are read as Hearth's.
+    multiprocessing.freeze_support()
     args = build_parser().parse_args(argv)
     setup_logging()
     try:
+        if args.install_desktop_entry or args.uninstall_desktop_entry:
+            from app import cli_install
+
+            if args.command is not None or args.quick_ask:
+                return fail("--install-desktop-entry and --uninstall-desktop-entry are used "
+                            "on their own", EXIT_USAGE)
+            return cli_install.cmd_desktop_entry(args)
         if args.command is None:
             from app.ui.launch import launch
 
             return launch({"action": "quick-ask" if args.quick_ask else "show"})
         if args.quick_ask:
             return fail("--quick-ask is used on its own: hearth --quick-ask", EXIT_USAGE)
-        from app import cli_eval, cli_knowledge, cli_models, cli_trace
+        from app import cli_eval, cli_install, cli_knowledge, cli_models, cli_trace
 
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
                    "eval": cli_eval.cmd_eval, "conversations": cmd_conversations,
                    "index": cli_knowledge.cmd_index,
                    "search": cli_knowledge.cmd_search, **cli_providers.HANDLERS,
-                   **cli_models.HANDLERS, **cli_trace.HANDLERS}[args.command]
+                   **cli_models.HANDLERS, **cli_trace.HANDLERS,
+                   **cli_install.HANDLERS}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -11,6 +11,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
+from app import __version__, desktop
 from app.core import offline
 from app.core.assistant import Assistant
 from app.paths import Paths, get_paths
@@ -351,12 +352,19 @@ def run(request: dict[str, Any] | None = None) -> int:
     assert isinstance(app, QApplication)
     QApplication.setApplicationName("Hearth")
     QApplication.setApplicationDisplayName("Hearth")
-    QApplication.setDesktopFileName("hearth")
+    QApplication.setApplicationVersion(__version__)
+    # Wayland compositors find the icon and name through the launcher entry.
+    QApplication.setDesktopFileName(desktop.APP_ID)
     app.setQuitOnLastWindowClosed(False)  # the tray keeps Hearth running
     app.setWindowIcon(app_icon())
     settings = Settings.load()
     apply_theme(app, str(settings["ui.theme"]))
     hearth = HearthApp(settings, get_paths())
+    try:
+        desktop.refresh_moved([desktop.entry_path(), autostart.entry_path()])
+    except OSError:
+        # A menu entry pointing at the old folder is no reason not to start.
+        log.warning("could not update a moved install's desktop entries", exc_info=True)
     hearth.start()
     if request and request.get("action") != "show":
         QTimer.singleShot(0, lambda: hearth.handle_request(request))

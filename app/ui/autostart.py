@@ -5,9 +5,10 @@ and macOS are not supported yet, and the Settings dialog says so."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
+
+from app import desktop
 
 UNSUPPORTED = ("Starting at login is not supported on Windows or macOS yet; add Hearth to "
                "your login items by hand.")
@@ -25,32 +26,10 @@ def entry_path() -> Path:
     return Path(base) / "autostart" / "hearth.desktop"
 
 
-def _quote(arg: str) -> str:
-    # The Desktop Entry spec's quoting: double quotes, with " ` $ \\ escaped.
-    if arg and not any(c in arg for c in ' \t\n"\'\\><~|&;$*?#()`'):
-        return arg
-    return '"' + "".join("\\" + c if c in '"`$\\' else c for c in arg) + '"'
-
-
-def command() -> list[str]:
-    """How to start this Hearth: the installed `hearth` script when there is one."""
-    script = shutil.which("hearth")
-    return [script] if script else [sys.executable, "-m", "app"]
-
-
 def entry_text() -> str:
-    return "\n".join([
-        "[Desktop Entry]",
-        "Type=Application",
-        "Name=Hearth",
-        "Comment=Local-first desktop copilot",
-        "Exec=" + " ".join(_quote(a) for a in command()),
-        "Icon=hearth",
-        "Terminal=false",
-        "X-GNOME-Autostart-enabled=true",
-        MARKER,
-        "",
-    ])
+    """The launcher entry's own text (one desktop file for both), marked as
+    Hearth's autostart entry."""
+    return desktop.entry_text(extra=["X-GNOME-Autostart-enabled=true", MARKER])
 
 
 def is_enabled() -> bool:

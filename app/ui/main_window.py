@@ -42,6 +42,7 @@ from app.core.events import (
 from app.core.knowledge.host import Activity
 from app.core.llm.registry import load_providers
 from app.core.models.library import ModelRow
+from app.ui.about import add_help_menu
 from app.ui.answer_info import AnswerInfo, fallback_note
 from app.ui.chat_view import ChatView, MessageWidget
 from app.ui.conversation_list import ConversationList
@@ -285,6 +286,8 @@ class MainWindow(QMainWindow):
         view.addAction(self.sources_action)
         self.stats_action = _action(self, "S&tatistics…", "", self.show_stats)
         view.addAction(self.stats_action)
+        add_help_menu(self, self.assistant.paths,
+                      lambda: str(self.assistant.settings["ui.quick_ask_shortcut"]))
         for key, slot in ((Qt.Key.Key_Escape, self.escape), ("Ctrl+L", self.focus_input),
                           ("Ctrl+F", self.focus_search)):
             shortcut = QShortcut(QKeySequence(key), self)

@@ -4,23 +4,44 @@ consistent spacing."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
-RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
-ICON_PATH = RESOURCES / "hearth.svg"
+from app.bundled import resource
+
+ICON = resource("hearth.svg")
+# The sizes trays, task bars and the freedesktop icon theme ask for.
+ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256)
+
+
+def render_icon(size: int) -> QImage | None:
+    """The app icon drawn at `size` pixels square; None when the SVG is missing
+    or damaged. A QImage, so that it works without a QGuiApplication (desktop
+    entry installs from the command line)."""
+    # From the bytes rather than a file name, so that a zipped or frozen
+    # package works too.
+    svg = QSvgRenderer(QByteArray(ICON.read_bytes())) if ICON.is_file() else None
+    if svg is None or not svg.isValid():
+        return None
+    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(image)
+    svg.render(painter)
+    painter.end()
+    return image
 
 
 def app_icon() -> QIcon:
-    if ICON_PATH.is_file():
-        icon = QIcon(str(ICON_PATH))
-        if not icon.isNull():
-            return icon
-    # Installed without the resources folder: a plain drawn mark still
-    # identifies the window and the tray entry.
+    images = [image for size in ICON_SIZES if (image := render_icon(size)) is not None]
+    if images:
+        icon = QIcon()
+        for image in images:
+            icon.addPixmap(QPixmap.fromImage(image))
+        return icon
+    # A damaged install without the icon: a plain drawn mark still identifies
+    # the window and the tray entry.
     pix = QPixmap(64, 64)
     pix.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pix)

@@ -1,5 +1,6 @@
 """The configured remote providers (`providers.toml` in the config folder) and
-the price table (`models/prices.toml`, overridable per user).
+the price table (`app/resources/prices.toml`; a `prices.toml` in the config
+folder overrides it).
 
 Provider records hold no keys: those live in the keyring (`app.core.secrets`).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -16,6 +18,7 @@ from urllib.parse import urlparse
 import tomli_w
 
 from app.atomic import write_text_atomic
+from app.bundled import resource
 from app.core.errors import HearthError
 from app.core.llm.provider import Capabilities
 from app.paths import Paths
@@ -23,7 +26,7 @@ from app.paths import Paths
 KINDS = ("openai", "anthropic")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
 RESERVED = ("local", "auto", "local-only", "remote-first")
-PRICES_FILE = Path(__file__).resolve().parents[3] / "models" / "prices.toml"
+PRICES_FILE = resource("prices.toml")
 
 
 class ProviderConfigError(HearthError):
@@ -160,7 +163,7 @@ def unknown_provider(name: str, providers: list[ProviderConfig]) -> ProviderConf
 def load_prices(paths: Paths | None = None) -> dict[str, dict[str, Any]]:
     """Model name -> {input, output, context, vision, tools}; the user's file wins."""
     table: dict[str, dict[str, Any]] = {}
-    files = [PRICES_FILE]
+    files: list[Traversable] = [PRICES_FILE]
     if paths is not None:
         files.append(paths.config_dir / "prices.toml")
     for path in files:

@@ -1,5 +1,5 @@
-"""The model catalog: the models Hearth offers to download (`models/catalog.toml`),
-with a user's `catalog.toml` in the config folder merged over it.
+"""The model catalog: the models Hearth offers to download
+(`app/resources/catalog.toml`), with a user's `catalog.toml` in the config folder merged over it.
 
 Every entry is validated when the file is read; a bad entry is named with the
 field that is wrong. A broken shipped catalog is a bug and raises; a broken
@@ -12,13 +12,15 @@ import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from app.bundled import resource
 from app.core.errors import HearthError
 from app.paths import Paths
 
-CATALOG_FILE = Path(__file__).resolve().parents[3] / "models" / "catalog.toml"
+CATALOG_FILE = resource("catalog.toml")
 USER_CATALOG_NAME = "catalog.toml"
 UNKNOWN = "unknown"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -71,7 +73,7 @@ _FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
 }
 
 
-def parse_entry(model_id: str, raw: Any, source: Path) -> CatalogEntry:
+def parse_entry(model_id: str, raw: Any, source: Path | Traversable) -> CatalogEntry:
     """One entry, checked field by field; CatalogError names the entry and field."""
     where = f"{source}: model {model_id!r}"
     if not _ID.fullmatch(model_id):
@@ -115,7 +117,7 @@ def parse_entry(model_id: str, raw: Any, source: Path) -> CatalogEntry:
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path | Traversable) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -156,7 +158,8 @@ class Catalog:
         return next((e for e in self if e.file == name), None)
 
 
-def load_catalog(paths: Paths | None = None, shipped: Path = CATALOG_FILE) -> Catalog:
+def load_catalog(paths: Paths | None = None,
+                 shipped: Path | Traversable = CATALOG_FILE) -> Catalog:
     """The shipped catalog with the user's merged over it (same id: the user's
     fields win; a new id must have every field)."""
     base = _read(shipped)
