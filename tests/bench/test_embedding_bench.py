@@ -24,10 +24,12 @@ import pytest
 from app.core import offline
 from app.core.knowledge.embedder import MiniLMEmbedder, default_model_files
 from tests.bench.corpus import real_chunks
+from tests.bench.figures import Record
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
 N_CHUNKS = int(os.environ.get("BENCH_CHUNKS", "600"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SPEEDUP = 3.0  # a length-sorted, dynamically padded prototype reached 3.0x on real chunks
 
 
 def chroma_function(tmp: Path, threads: int):  # type: ignore[no-untyped-def]
@@ -53,7 +55,7 @@ def chroma_function(tmp: Path, threads: int):  # type: ignore[no-untyped-def]
     return ef
 
 
-def test_embedding_throughput(tmp_path: Path) -> None:
+def test_embedding_throughput(tmp_path: Path, record: Record) -> None:
     offline.enable()  # proves neither side downloads anything
     try:
         chunks = real_chunks(N_CHUNKS)
@@ -79,6 +81,13 @@ def test_embedding_throughput(tmp_path: Path) -> None:
           f"(mean {np.mean(tokens):.0f}, max {max(tokens)} tokens), {ours.threads} threads:")
     print(f"  Hearth MiniLMEmbedder     {len(chunks) / ours_s:8.1f} chunks/s  ({ours_s:.2f} s)")
     print(f"  Chroma ONNXMiniLM_L6_V2   {len(chunks) / theirs_s:8.1f} chunks/s  ({theirs_s:.2f} s)")
-    print(f"  speed-up {theirs_s / ours_s:.2f}x; vectors: min cosine {cos.min():.6f}, "
-          f"max |difference| {np.abs(a - b).max():.2e}")
+    print(f"  speed-up {theirs_s / ours_s:.2f}x (target >= {SPEEDUP}x); vectors: min cosine "
+          f"{cos.min():.6f}, max |difference| {np.abs(a - b).max():.2e}")
+    chroma = "Chroma's ONNXMiniLM_L6_V2, same chunks, model file and threads"
+    record("embedding ÷ Chroma's own function (speed-up)", theirs_s / ours_s, "×",
+           at_least=SPEEDUP, baseline=chroma, threads=ours.threads)
+    # As a distance, so that the table shows how far from identical they are.
+    record("embedding: 1 − min cosine to Chroma's vectors", 1 - float(cos.min()), "",
+           at_most=0.001, baseline=chroma, threads=ours.threads)
     assert cos.min() > 0.999
+    assert theirs_s / ours_s >= SPEEDUP

@@ -17,6 +17,7 @@ import pytest
 from app.core.llm.local import default_threads
 from app.core.models.files import read_metadata
 from app.settings import DEFAULT_SYSTEM_PROMPT
+from tests.bench.figures import Record
 from tests.helpers import run_hearth
 
 QUESTION = "Write a long story about a lighthouse keeper and a storm."
@@ -59,7 +60,8 @@ def hearth_ask_tokens_per_s(model: Path, threads: int) -> tuple[float, int]:
 
 
 @pytest.mark.bench
-def test_hearth_ask_matches_the_bare_loop(model_path: Path, hearth_home: Path) -> None:
+def test_hearth_ask_matches_the_bare_loop(model_path: Path, hearth_home: Path,
+                                          record: Record) -> None:
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -89,5 +91,8 @@ def test_hearth_ask_matches_the_bare_loop(model_path: Path, hearth_home: Path) -
     print(f"hearth ask:                 median {statistics.median(hearth):.1f} tok/s "
           f"({', '.join(f'{x:.1f}' for x in hearth)})")
     print(f"ratio hearth/bare: {ratio:.3f} (target >= {TARGET})")
+    record("generation ÷ bare llama-cpp-python (tokens/s through hearth ask)", ratio, "×",
+           at_least=TARGET, baseline="bare llama-cpp-python loop, same model, prompt and threads",
+           threads=threads)
     assert n_bare == n_hearth, "both sides must generate the same greedy tokens"
     assert ratio >= TARGET

@@ -29,6 +29,7 @@ from app.core.llm.local import default_threads
 from app.paths import Paths
 from app.settings import DEFAULT_SYSTEM_PROMPT
 from tests.bench.corpus import copy_corpus
+from tests.bench.figures import Record
 from tests.helpers import REPO
 from tests.kb_helpers import wait_for
 
@@ -141,7 +142,8 @@ def _homes(root: Path) -> Iterator[Path]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="measured on Linux")
-def test_generation_keeps_its_speed_while_indexing(model_path: Path, tmp_path: Path) -> None:
+def test_generation_keeps_its_speed_while_indexing(model_path: Path, tmp_path: Path,
+                                                   record: Record) -> None:
     folder = tmp_path / "corpus"
     copy_corpus(folder, FILES)
     homes = _homes(tmp_path)
@@ -218,6 +220,11 @@ def test_generation_keeps_its_speed_while_indexing(model_path: Path, tmp_path: P
     print(f"index wall time: alone {med(index_alone):.1f} s ({_list(index_alone)}), with "
           f"{ANSWERS_PER_INDEX} answers {med(index_with):.1f} s ({_list(index_with)}); "
           f"slowdown {slowdown:.2f}x; load average now {os.getloadavg()[0]:.2f}")
+    alone = "the same model answering alone, interleaved rounds"
+    record("generation while indexing ÷ alone (tokens/s)", tps_ratio, "×",
+           at_least=TOKENS_RATIO, baseline=alone, threads=default_threads())
+    record("first token while indexing ÷ alone", first_ratio, "×", at_most=FIRST_TOKEN_RATIO,
+           baseline=alone, threads=default_threads())
     assert tps_ratio >= TOKENS_RATIO
     assert first_ratio <= FIRST_TOKEN_RATIO
 

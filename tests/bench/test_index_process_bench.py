@@ -21,6 +21,7 @@ from app.core.knowledge.host import IndexProcess
 from app.paths import Paths
 from app.settings import Settings
 from tests.bench.corpus import copy_corpus
+from tests.bench.figures import Record
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
 
@@ -31,7 +32,7 @@ ROUNDS = 10
 
 
 def test_search_through_the_index_process(paths: Paths, settings: Settings,
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path, record: Record) -> None:
     folder = tmp_path / "corpus"
     copy_corpus(folder, 600)
     events: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue()
@@ -63,6 +64,9 @@ def test_search_through_the_index_process(paths: Paths, settings: Settings,
     print(f"\nsearch over {files} real files, {len(piped)} searches each: through the index "
           f"process p50 {p50_pipe:.1f} ms (p95 {_p95(piped):.1f}), in this process p50 "
           f"{p50_direct:.1f} ms (p95 {_p95(direct):.1f}); ratio {p50_pipe / p50_direct:.2f}")
+    record("search through the index process, p50", p50_pipe, "ms",
+           at_most=p50_direct * 2 + 5, baseline="the same searches in this process "
+           "(bound: 2 × theirs + 5 ms)")
     # The pipe adds a message each way; the search itself dominates.
     assert p50_pipe <= p50_direct * 2 + 5
 

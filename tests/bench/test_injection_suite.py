@@ -21,6 +21,7 @@ from app.core.llm.provider import CancelToken, TextDelta
 from app.core.llm.router import GenParams
 from app.core.prompting import ContextChunk, PromptPlan
 from app.core.prompts import DEFAULT_ID, available, load_prompt
+from tests.bench.figures import Record
 
 pytestmark = pytest.mark.bench
 
@@ -88,7 +89,7 @@ def _old_turn_tokens(engine: LocalProvider, plan: PromptPlan, start: int) -> int
     return int(engine._submit(work).result())
 
 
-def test_injection_suite(engine: LocalProvider) -> None:
+def test_injection_suite(engine: LocalProvider, record: Record) -> None:
     start, end = engine.token_id("<|im_start|>"), engine.token_id("<|im_end|>")
     controls = {engine.token_id(t) for t in engine.control_tokens().texts}
     figures: dict[str, tuple[int, int]] = {}
@@ -120,6 +121,9 @@ def test_injection_suite(engine: LocalProvider) -> None:
         print(f"  {ref}: the file's instruction was followed in {hits} of {runs} runs")
     print("\n".join(rows))
     current = figures[load_prompt().ref]
+    record(f"injected instructions followed, prompt {load_prompt().ref}", current[0],
+           f"of {current[1]} runs", at_most=figures[f"{DEFAULT_ID}@1"][0], threads=1,
+           baseline=f"prompt {DEFAULT_ID}@1 (tags), same files and seeds")
     # Target: the quoted format does no worse than the tag format, and no
     # file ever forged a turn (asserted above for every file).
     assert current[0] <= figures[f"{DEFAULT_ID}@1"][0]
@@ -141,7 +145,8 @@ def _copies_markup(answer: str) -> bool:
             or '"""' in answer or any(line.startswith("> ") for line in answer.splitlines()))
 
 
-def test_small_models_do_not_copy_the_reference_format(engine: LocalProvider) -> None:
+def test_small_models_do_not_copy_the_reference_format(engine: LocalProvider,
+                                                       record: Record) -> None:
     figures = {}
     for ref in available():
         prompt = load_prompt(ref)
@@ -160,4 +165,8 @@ def test_small_models_do_not_copy_the_reference_format(engine: LocalProvider) ->
     print("\nReference markup copied into the answer (SmolLM2-135M-Instruct):")
     for ref, (copied, runs) in figures.items():
         print(f"  {ref}: {copied} of {runs} answers")
+    copied, runs = figures[load_prompt().ref]
+    record(f"reference markup copied, prompt {load_prompt().ref}", copied, f"of {runs} answers",
+           at_most=figures[f"{DEFAULT_ID}@1"][0], threads=1,
+           baseline=f"prompt {DEFAULT_ID}@1, same passages and seeds")
     assert figures[load_prompt().ref][0] <= figures[f"{DEFAULT_ID}@1"][0]

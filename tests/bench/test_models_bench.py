@@ -31,6 +31,7 @@ from app.core.models.catalog import CatalogEntry
 from app.core.models.download import download
 from app.paths import Paths
 from app.settings import Settings
+from tests.bench.figures import Record
 
 pytestmark = pytest.mark.bench
 
@@ -39,7 +40,8 @@ COPIES = 4  # the served file is the bundled GGUF four times over (~390 MB)
 TARGET = 0.9
 
 
-def test_download_throughput_against_curl(tmp_path: Path, model_path: Path) -> None:
+def test_download_throughput_against_curl(tmp_path: Path, model_path: Path,
+                                          record: Record) -> None:
     curl = shutil.which("curl")
     if curl is None:
         pytest.fail("curl is needed for this benchmark")
@@ -101,6 +103,9 @@ def test_download_throughput_against_curl(tmp_path: Path, model_path: Path) -> N
     print(f"  Hearth rounds (s):     {[round(x, 3) for x in ours]}")
     print(f"  curl+sha rounds (s):   {[round(x, 3) for x in theirs]}")
     print(f"  plain curl rounds (s): {[round(x, 3) for x in plain]}")
+    record("download throughput ÷ curl | tee | sha256sum", ratio, "×", at_least=TARGET,
+           baseline="curl on the same file from the same loopback server",
+           note=f"{ours_rate:.0f} MB/s")
     assert ratio >= TARGET
 
 
@@ -114,7 +119,8 @@ def _first_token_s(provider: LocalProvider, started: float) -> float:
 
 
 def test_use_to_first_token_switched_against_alone(tmp_path: Path, model_path: Path,
-                                                   paths: Paths, settings: Settings) -> None:
+                                                   paths: Paths, settings: Settings,
+                                                   record: Record) -> None:
     second = tmp_path / "second.gguf"
     shutil.copyfile(model_path, second)
     switched: list[float] = []
@@ -141,5 +147,7 @@ def test_use_to_first_token_switched_against_alone(tmp_path: Path, model_path: P
           f"ratio {s / a:.2f}")
     print(f"  switched rounds (ms): {[round(x * 1000) for x in switched]}")
     print(f"  alone rounds (ms):    {[round(x * 1000) for x in alone]}")
+    record("'use' to first token, switched model", s * 1000, "ms", at_most=(1.5 * a + 0.05) * 1000,
+           baseline="the same model loaded alone (bound: 1.5 × theirs + 50 ms)")
     # Switching adds the fit check and closing the old engine, nothing more.
     assert s <= 1.5 * a + 0.05

@@ -21,6 +21,7 @@ from app.core.llm.local import LocalModelConfig, LocalProvider
 from app.core.llm.provider import ChatMessage
 from app.core.privacy import find_secrets, prepare_outbound, redact
 from app.core.prompting import ContextChunk, PromptPlan
+from tests.bench.figures import Record
 from tests.secret_corpus import ordinary_passages, secrets
 
 pytestmark = pytest.mark.bench
@@ -34,7 +35,7 @@ def engine(model_path: Path) -> Iterator[LocalProvider]:
     provider.close()
 
 
-def test_recall_and_false_positive_rate() -> None:
+def test_recall_and_false_positive_rate(record: Record) -> None:
     seeded = secrets()
     caught = [s for s in seeded if s.secret not in redact(s.text)]
     kinds = len({s.kind for s in seeded})
@@ -47,6 +48,10 @@ def test_recall_and_false_positive_rate() -> None:
     print(f"False positives: {len(flagged)} of {len(passages)} ordinary passages "
           f"({len(flagged) / len(passages):.2%}); {spans} spans in {lines:,} lines "
           f"({spans / lines * 1000:.2f} per 1,000 lines)")
+    record("redaction recall on the seeded secrets", len(caught) / len(seeded) * 100, "%",
+           at_least=100, note=f"{len(seeded)} secrets, {kinds} kinds")
+    record("redaction false positives on ordinary passages", len(flagged) / len(passages) * 100,
+           "%", at_most=0.5, note=f"{len(passages)} passages")
     assert len(caught) == len(seeded)
     assert len(flagged) / len(passages) <= 0.005
 
@@ -69,7 +74,8 @@ def _prompt(engine: LocalProvider, tokens: int = 4000) -> PromptPlan:
         i += 1
 
 
-def test_redaction_and_escaping_overhead_per_request(engine: LocalProvider) -> None:
+def test_redaction_and_escaping_overhead_per_request(engine: LocalProvider,
+                                                     record: Record) -> None:
     plan = _prompt(engine)
     n_tokens = engine.count_tokens(plan.render())
     controls = engine.control_tokens()
@@ -89,5 +95,7 @@ def test_redaction_and_escaping_overhead_per_request(engine: LocalProvider) -> N
     print(f"\nRedaction + escaping for a {n_tokens:,}-token prompt: median {cost:.2f} ms "
           f"(cold cache); tokenising it: {base:.2f} ms; ratio {cost / base:.2f}; "
           f"{sum(outbound.redactions.values())} secrets redacted")
+    record(f"redaction + escaping for a {n_tokens:,}-token prompt", cost, "ms", at_most=5.0,
+           threads=1, note=f"tokenising it: {base:.2f} ms")
     assert outbound.redactions
     assert cost < 5.0

@@ -26,6 +26,7 @@ from app.core.knowledge.base import KnowledgeBase
 from app.paths import Paths
 from app.settings import Settings
 from tests.bench.corpus import real_files
+from tests.bench.figures import Record
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
 TARGET = int(os.environ.get("BENCH_QUERY_CHUNKS", "50000"))
@@ -57,7 +58,7 @@ def _build(paths: Paths, settings: Settings, corpus: Path) -> int:
         return int(kb.manifest.counts()["chunks"])
 
 
-def test_query_latency() -> None:
+def test_query_latency(record: Record) -> None:
     root = CACHE / f"query-{TARGET}"
     paths = Paths(root / "config", root / "data", root / "cache", root / "logs")
     settings = Settings.load(paths)
@@ -105,3 +106,6 @@ def test_query_latency() -> None:
           f"p95 {q95 * 1000:.1f} ms (query embedding alone: p50 "
           f"{statistics.median(embed) * 1000:.1f} ms); Chroma HNSW recall@8 against exact "
           f"search: {statistics.mean(recall):.3f}")
+    record(f"query latency p95 at {TARGET:,} passages (hybrid, k = 8)", q95 * 1000, "ms",
+           at_most=50, note=f"{chunks:,} passages, query embedding included")
+    assert q95 <= 0.050

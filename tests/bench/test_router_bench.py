@@ -20,6 +20,7 @@ from app.core.llm.provider import CancelToken, Capabilities, ChatMessage, Stream
 from app.core.llm.registry import ProviderConfig
 from app.core.llm.router import Answered, GenParams, Router, RoutingConfig
 from app.core.prompting import PromptPlan
+from tests.bench.figures import Record
 from tests.fault_server import FaultServer
 
 pytestmark = pytest.mark.bench
@@ -32,7 +33,7 @@ def remote() -> Iterator[FaultServer]:
     server.close()
 
 
-def test_fallback_latency(engine: LocalProvider, remote: FaultServer) -> None:
+def test_fallback_latency(engine: LocalProvider, remote: FaultServer, record: Record) -> None:
     provider = OpenAICompatProvider(ProviderConfig("loop", "openai", remote.openai_url, "m"),
                                     None, Capabilities(max_context=32768, local=False))
     router = Router(lambda: engine, [provider], RoutingConfig(ttft_timeout_s=0.05))
@@ -48,6 +49,8 @@ def test_fallback_latency(engine: LocalProvider, remote: FaultServer) -> None:
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
     print(f"\nfallback latency over {len(latencies)} runs: p50 {p50 * 1000:.1f} ms, "
           f"p95 {p95 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms")
+    record("fallback latency p95 (deadline to the remote request)", p95 * 1000, "ms",
+           at_most=100)
     assert p95 <= 0.100
     provider.close()
 
@@ -65,7 +68,7 @@ def _bare(engine: LocalProvider, plan: PromptPlan, params: GenParams) -> float:
     return (tokens - 1) / (last - first)
 
 
-def test_router_overhead_on_a_local_answer(engine: LocalProvider) -> None:
+def test_router_overhead_on_a_local_answer(engine: LocalProvider, record: Record) -> None:
     plan = PromptPlan("", (ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello!")),
                       "Write a long story about a lighthouse keeper.")
     params = GenParams(max_tokens=160, temperature=0.8, seed=7)
@@ -79,4 +82,6 @@ def test_router_overhead_on_a_local_answer(engine: LocalProvider) -> None:
     ratio = statistics.median(routed) / statistics.median(bare)
     print(f"\nlocal tokens/s: bare {statistics.median(bare):.1f}, through the router "
           f"{statistics.median(routed):.1f}, ratio {ratio:.3f}")
+    record("local tokens/s through the router ÷ bare provider", ratio, "×", at_least=0.98,
+           baseline="the bare local provider, same prompt and seed")
     assert ratio >= 0.98

@@ -21,6 +21,7 @@ from app.core.assistant import Assistant
 from app.paths import Paths
 from app.settings import Settings
 from app.ui.main_window import MainWindow
+from tests.bench.figures import Record
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.bench
@@ -31,7 +32,7 @@ COLD_START_TARGET_S = 1.0
 
 
 def test_event_loop_lateness_while_an_answer_streams(qtbot: QtBot, settings: Settings,
-                                                     paths: Paths) -> None:
+                                                     paths: Paths, record: Record) -> None:
     settings.override("generation.max_tokens", 300)
     settings.override("generation.temperature", 0.8)
     window = MainWindow(Assistant(settings, paths))
@@ -57,6 +58,9 @@ def test_event_loop_lateness_while_an_answer_streams(qtbot: QtBot, settings: Set
           f"over {streamed_s:.1f} s ({len(lateness)} ticks): max lateness {lateness[-1]:.0f} ms, "
           f"p99 {p99:.0f} ms, median {statistics.median(lateness):.0f} ms "
           f"(target max <= {LATENESS_TARGET_MS} ms)")
+    record("event-loop max stall while an answer streams", lateness[-1], "ms",
+           at_most=LATENESS_TARGET_MS * 2, note=f"goal {LATENESS_TARGET_MS} ms, "
+           "asserted at twice that")
     assert finished.usage.completion_tokens > 50
     assert lateness[-1] <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
 
@@ -79,7 +83,8 @@ def _lateness_probe() -> tuple[QElapsedTimer, list[float], QTimer]:
 
 
 def test_event_loop_lateness_while_streaming_and_indexing(
-        qtbot: QtBot, settings: Settings, paths: Paths, tmp_path: Path) -> None:
+        qtbot: QtBot, settings: Settings, paths: Paths, tmp_path: Path,
+        record: Record) -> None:
     """The whole app: its indexer reads 600 real files (chunking, embedding,
     Chroma, SQLite, in the index process) while an answer streams. Chroma's
     writes hold the GIL for 30-45 ms each on a loaded 2-core machine, which is
@@ -137,6 +142,11 @@ def test_event_loop_lateness_while_streaming_and_indexing(
           f"(target max <= {LATENESS_TARGET_MS} ms; indexing still running when the answer "
           f"ended: {still_indexing}); memory: window process {window_mb:.0f} MB (model "
           f"loaded), index process {index_mb:.0f} MB")
+    goal = f"goal {LATENESS_TARGET_MS} ms, asserted at twice that"
+    record("event-loop max stall while an answer streams and the index runs", max(overlap),
+           "ms", at_most=LATENESS_TARGET_MS * 2, note=goal)
+    record("event-loop max stall over the whole index of 600 files", ordered[-1], "ms",
+           at_most=LATENESS_TARGET_MS * 2, note=goal)
     assert finished.usage.completion_tokens > 50
     assert max(overlap) <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
     assert ordered[-1] <= LATENESS_TARGET_MS * 2, "the GUI thread was blocked"
@@ -158,7 +168,7 @@ sys.exit(ui.run())
 """
 
 
-def test_cold_start_to_first_window() -> None:
+def test_cold_start_to_first_window(record: Record) -> None:
     env = dict(os.environ)
     env["QT_QPA_PLATFORM"] = "offscreen"
     runs = []
@@ -171,6 +181,9 @@ def test_cold_start_to_first_window() -> None:
         runs.append(time.perf_counter() - started)
         proc.communicate(timeout=60)
         assert line.strip() == "shown" and proc.returncode == 0
+    record("cold start to first window, best of 3", min(runs), "s",
+           at_most=COLD_START_TARGET_S * 2, note=f"median {statistics.median(runs):.2f} s; "
+           f"goal {COLD_START_TARGET_S} s, asserted at twice that")
     print(f"\ncold start to first window shown (process start included): "
           f"best {min(runs):.2f} s, median {statistics.median(runs):.2f} s "
           f"(target <= {COLD_START_TARGET_S} s)")
