@@ -14,6 +14,25 @@ from app.paths import Paths
 from app.settings import Settings
 from app.ui.main_window import MainWindow
 from tests.fault_server import FaultServer
+from tests.gui_thread_guard import install
+
+GUI_THREAD_IO_ALLOWED = "gui_thread_io_allowed"
+
+
+@pytest.fixture(autouse=True)
+def no_io_on_the_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The window never opens files or queries SQLite on the GUI thread: a
+    test in which its code does fails, naming each place."""
+    guard = install()
+    guard.hits.clear()
+    guard.on = True
+    try:
+        yield
+    finally:
+        guard.on = False
+    hits = sorted(set(guard.hits))
+    if hits and request.node.get_closest_marker(GUI_THREAD_IO_ALLOWED) is None:
+        pytest.fail("I/O on the GUI thread:\n  " + "\n  ".join(hits[:30]), pytrace=False)
 
 
 @pytest.fixture
