@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not look in the indexed folders for this question")
     ask.add_argument("--prompt", metavar="ID@VERSION",
                      help="frame this question with this versioned prompt")
+    ask.add_argument("--fresh", action="store_true",
+                     help="answer anew, not from an earlier answer in the cache")
 
     doctor = sub.add_parser("doctor", help="check the installation")
     doctor.add_argument("--json", action="store_true")
@@ -92,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     from app import cli_trace
 
     cli_trace.add_parsers(sub)
+    from app import cli_cache
+
+    cli_cache.add_parsers(sub)
+
     from app import cli_install
 
     cli_install.add_arguments(p, sub)
@@ -127,14 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return launch({"action": "quick-ask" if args.quick_ask else "show"})
         if args.quick_ask:
             return fail("--quick-ask is used on its own: hearth --quick-ask", EXIT_USAGE)
-        from app import cli_eval, cli_install, cli_knowledge, cli_models, cli_trace
+        from app import cli_cache, cli_eval, cli_install, cli_knowledge, cli_models, cli_trace
 
         handler = {"ask": cmd_ask, "doctor": cmd_doctor, "config": cmd_config,
                    "eval": cli_eval.cmd_eval, "conversations": cmd_conversations,
                    "index": cli_knowledge.cmd_index,
                    "search": cli_knowledge.cmd_search, **cli_providers.HANDLERS,
                    **cli_models.HANDLERS, **cli_trace.HANDLERS,
-                   **cli_install.HANDLERS}[args.command]
+                   **cli_install.HANDLERS, **cli_cache.HANDLERS}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -169,7 +175,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     options = AskOptions(model_path=args.model, max_tokens=args.max_tokens,
                          temperature=args.temperature, seed=args.seed, offline=args.offline,
                          route=args.route, deep=args.deep, use_files=not args.no_files,
-                         prompt=args.prompt)
+                         prompt=args.prompt, fresh=args.fresh)
     assistant = Assistant(settings, get_paths())
     cancel = CancelToken()
     previous = signal.getsignal(signal.SIGINT)

@@ -186,6 +186,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds a remote provider that keeps failing is skipped.", 0.0, 86400.0),
     Setting("privacy.redact_secrets", bool, True,
             "Redact keys, tokens and passwords from everything sent to a remote provider."),
+    Setting("cache.enabled", bool, True,
+            "A question close enough to an earlier one, over the same files, model, prompt "
+            "and route, gets the earlier answer at once (marked so, with Ask again)."),
+    Setting("cache.min_similarity", float, 0.93,
+            "How close (cosine of the questions' embeddings, 0.5 to 1) a question must be "
+            "to an earlier one to get its answer; higher serves fewer paraphrases.",
+            0.5, 1.0),
     Setting("logging.level", str, "info",
             "How much Hearth writes to its log files (the HEARTH_LOG_LEVEL environment "
             "variable wins); only debug writes long texts such as passages in full.",

@@ -12,9 +12,10 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.core import foreground, offline, secrets, trace
+from app.core.answer_cache import CACHE_NOTE, AnswerCache, Hit, folder_scope, scope_key
 from app.core.conversations import ConversationStore
 from app.core.errors import HearthError
 from app.core.events import (
@@ -26,6 +27,7 @@ from app.core.events import (
     Finished,
     Progress,
     Route,
+    Source,
     Sources,
     Started,
     Timings,
@@ -84,6 +86,9 @@ class AskOptions:
     # Wait for the local model however long it takes, even when a remote
     # provider could take over (the user chose "Keep waiting").
     patient: bool = False
+    # Answer anew, never from the answer cache (Ask again, Regenerate); the
+    # new answer replaces the cached ones it answers again.
+    fresh: bool = False
 
 
 NO_FILE_MATCHED = "no passage of your files matched this question, so it was answered without them"
@@ -104,6 +109,7 @@ class Assistant:
         self._providers: dict[LocalModelConfig, LocalProvider] = {}
         self._remotes: dict[tuple[str, str | None], RemoteProvider] = {}
         self._lock = threading.Lock()
+        self._cache: AnswerCache | None = None
         # Kept for the life of the process, so a failing provider stays skipped
         # across questions until its cooldown ends.
         self._breaker = CircuitBreaker(settings["routing.breaker_failures"],
@@ -282,9 +288,15 @@ class Assistant:
             if provider_name == "local":
                 model_name = self._local_name(opts.model_path)
             prompt = load_prompt(opts.prompt or s["generation.prompt"])
-            yield Started(conv_id, user_msg_id, provider_name, model_name)
             system = opts.system_prompt if opts.system_prompt is not None else (
                 s["generation.system_prompt"] or prompt.system)
+            probe = self._cache_probe(question, history, opts, prompt.ref, system,
+                                      provider_name, model_name)
+            if probe.hit is not None:
+                yield from self._serve_cached(conv_id, user_msg_id, question, probe.hit,
+                                              prompt.ref, started)
+                return
+            yield Started(conv_id, user_msg_id, provider_name, model_name)
             context, retrieval_note = self._retrieve(question, opts)
             plan = PromptPlan(system, tuple(history), question, context, prompt)
             if context:
@@ -360,8 +372,8 @@ class Assistant:
             prompt_ref=prompt.ref, route=route, question=question, context=context, used=used,
             answer=answer, status=outcome, provider=answered.provider, model=answered.model,
             usage=usage, timings=timings, finish_reason=end.finish_reason,
-            retrieval_note=retrieval_note)
-        self.store.add_message(
+            retrieval_note=retrieval_note, cache=probe.state)
+        stored = self.store.add_message(
             conv_id, "assistant", answer,
             status="complete" if outcome == "answered" else "cancelled",
             model=answered.model, provider=answered.provider,
@@ -371,9 +383,102 @@ class Assistant:
             sources=sources or None,
             local_only=local_only, prompt_ref=prompt.ref, trace=traced.to_dict(),
         )
+        if outcome == "answered" and end.finish_reason == "stop" and answer.strip():
+            # Only a whole answer is kept: never one stopped, failed or cut short.
+            self._cache_keep(probe, stored.id, question, answered.provider,
+                             [c.path for c in kept])
         yield Finished(conv_id, user_msg_id, answer, answered.provider, answered.model, usage,
                        timings, end.finish_reason, tuple(notes), prompt.ref, local_only,
                        traced)
+
+    # -- the answer cache ----------------------------------------------------------
+
+    @property
+    def cache(self) -> AnswerCache:
+        if self._cache is None:
+            self._cache = AnswerCache(self.store, self.paths, self.settings)
+        return self._cache
+
+    def _cache_probe(self, question: str, history: list[ChatMessage], opts: AskOptions,
+                     prompt_ref: str, system: str, provider: str, model: str) -> _Probe:
+        """Look the question up (unless the cache is off or the user asked
+        again). Never fails the answer: a problem is logged and the
+        question is answered as if the cache were off."""
+        if not self.settings["cache.enabled"]:
+            return _Probe("off")
+        policy = opts.route or self.settings["routing.policy"]
+        stay_local = not offline.network_allowed()
+        try:
+            model_key = (str(self.local_config(opts.model_path).path) if provider == "local"
+                         else f"{provider}/{model}")
+        except HearthError:
+            model_key = f"{provider}/{model}"
+        try:
+            cache = self.cache
+            vector = cache.embed(question)
+            scope = scope_key(
+                embedder=cache.embedder.id, model=model_key, deep=opts.deep, prompt=prompt_ref,
+                system=system, policy="local-only" if stay_local else policy,
+                files=[folder_scope(self.paths), opts.folders, opts.path_glob]
+                if opts.use_files else None,
+                history=[[m.role, m.content] for m in history])
+            probe = _Probe("off" if opts.fresh else "miss", vector, scope,
+                           "local-only" if stay_local else policy, opts.fresh)
+            if opts.fresh:
+                return probe
+            allow_remote = not stay_local and self.settings["routing.remote_fallback"]
+            hit = cache.lookup(question, vector, scope, allow_remote=allow_remote)
+        except Exception:
+            log.exception("the answer cache could not be used; answering without it")
+            return _Probe("off")
+        if hit is not None:
+            probe = replace(probe, state="hit", hit=hit)
+        return probe
+
+    def _serve_cached(self, conv_id: str, user_msg_id: str, question: str, hit: Hit,
+                      prompt_ref: str, started: float) -> Iterator[Event]:
+        """The earlier answer, as a new message of this conversation, with a
+        trace that says where it came from (and no model time or tokens)."""
+        msg = hit.message
+        provider, model = msg.provider or "local", msg.model or "unknown"
+        yield Started(conv_id, user_msg_id, provider, model)
+        sources = tuple(Source(**s) for s in (msg.sources or ()) if isinstance(s, dict))
+        if sources:
+            yield Sources(sources)
+        yield Delta(msg.content)
+        policy = self.settings["routing.policy"]
+        earlier = trace.from_message(msg)
+        route = Route(earlier.policy or policy, (),
+                      f"{CACHE_NOTE.lower()} by {provider}/{model} (similarity "
+                      f"{hit.similarity:.2f}; ask with --fresh for a new one)")
+        yield route
+        total = time.perf_counter() - started
+        timings = Timings(total_s=total)
+        traced = replace(
+            earlier, policy=route.policy, status="answered", finish_reason="stop", attempts=(),
+            prompt_tokens=0, completion_tokens=0, ttft_s=None, tokens_per_s=None,
+            total_s=round(total, 4), load_s=None, cost_usd=None, query=question, cache="hit",
+            cache_source=msg.id, cache_similarity=round(hit.similarity, 4), redactions={},
+            local_only_withheld=0, history_withheld=0, error_reason=None, legacy=False,
+            prompt_id=earlier.prompt_id or prompt_ref.partition("@")[0])
+        self.store.add_message(
+            conv_id, "assistant", msg.content, status="complete", model=model,
+            provider=provider, prompt_tokens=0, completion_tokens=0, total_s=total,
+            route=asdict(route), sources=msg.sources, local_only=msg.local_only,
+            prompt_ref=msg.prompt_ref or prompt_ref, trace=traced.to_dict())
+        self.cache.served(hit)
+        yield Finished(conv_id, user_msg_id, msg.content, provider, model, Usage(), timings,
+                       "stop", (), msg.prompt_ref or prompt_ref, msg.local_only, traced)
+
+    def _cache_keep(self, probe: _Probe, message_id: str, question: str, provider: str,
+                    paths: list[str]) -> None:
+        if probe.vector is None or probe.scope is None:
+            return
+        try:
+            self.cache.remember(message_id, question, probe.vector, probe.scope, provider,
+                                probe.policy, paths, replace=probe.fresh)
+        except Exception:
+            log.exception("the answer could not be kept in the answer cache")
 
     def _local_name(self, model_path: str | None) -> str:
         try:
@@ -456,6 +561,19 @@ class Assistant:
             log.exception("could not store the failed answer")
         yield Error(str(exc), exc.reason, detail=detail, conversation_id=conv_id,
                     partial=partial, trace=traced)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What the cache said about one question: `state` goes into the trace;
+    `vector` and `scope` are kept to store the answer under."""
+
+    state: str
+    vector: Any = None
+    scope: str | None = None
+    policy: str = ""
+    fresh: bool = False
+    hit: Hit | None = None
 
 
 def _fits_beside(config: LocalModelConfig, loaded: list[LocalProvider]) -> bool:

@@ -64,6 +64,29 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX messages_by_role_time ON messages(role, created_at)
         """,
     ),
+    (
+        # The semantic answer cache (app.core.answer_cache): one entry per
+        # answer that later questions may be given, deleted with its message.
+        # scope: digest of model, prompt, instructions, folders, policy and
+        # the conversation before the question; files_json: the files the
+        # answer was built from, as the index had read them.
+        "0004_answer_cache",
+        """
+        CREATE TABLE answer_cache (
+            message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            scope TEXT NOT NULL,
+            question TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            provider TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            files_json TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            hits INTEGER NOT NULL DEFAULT 0,
+            last_hit_at REAL
+        );
+        CREATE INDEX answer_cache_by_scope ON answer_cache(scope, created_at)
+        """,
+    ),
 )
 
 
@@ -132,6 +155,10 @@ class ConversationStore(SQLiteFile):
                     if statement.strip():
                         db.execute(statement)
                 db.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
 
     def applied_migrations(self) -> list[str]:
         with self._lock:

@@ -97,6 +97,10 @@ class Trace:
     retrieval_note: str | None = None
     # hit, miss, or off (no cache was consulted)
     cache: str = "off"
+    # For a hit: the answer message it was taken from, and how close the
+    # questions were (cosine).
+    cache_source: str | None = None
+    cache_similarity: float | None = None
     redactions: dict[str, int] = field(default_factory=dict)
     local_only_withheld: int = 0
     history_withheld: int = 0
@@ -255,8 +259,7 @@ def summary_rows(t: Trace) -> list[tuple[str, str]]:
         ("First token", _num(t.ttft_s, " s")),
         ("Total time", _num(t.total_s, " s")),
         ("Cost", "—" if t.cost_usd is None else f"${t.cost_usd:.6f}"),
-        ("Cache", {"hit": "hit (from an earlier answer)", "miss": "miss",
-                   "off": "not used"}.get(t.cache, t.cache)),
+        ("Cache", _cache_text(t)),
         ("Redacted", ", ".join(f"{n} {kind}" for kind, n in sorted(t.redactions.items()))
          or "nothing"),
         ("Withheld (local-only)", f"{t.local_only_withheld} passages, "
@@ -275,6 +278,15 @@ def summary_rows(t: Trace) -> list[tuple[str, str]]:
     if t.legacy:
         rows.append(("Note", LEGACY_NOTE))
     return rows
+
+
+def _cache_text(t: Trace) -> str:
+    if t.cache == "hit":
+        source = f" {t.cache_source[:8]}" if t.cache_source else ""
+        close = (f", similarity {t.cache_similarity:.3f}"
+                 if t.cache_similarity is not None else "")
+        return f"hit (from the earlier answer{source}{close})"
+    return {"miss": "miss", "off": "not used"}.get(t.cache, t.cache)
 
 
 def attempt_rows(t: Trace) -> list[tuple[str, ...]]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.answer import AnswerState
+from app.core.answer_cache import CACHE_NOTE
 from app.core.conversations import Message
 from app.core.events import Attempt, Finished, Route, Source, Timings, Usage
 from app.core.trace import Trace, from_message
@@ -34,6 +35,11 @@ class AnswerInfo:
     @property
     def local(self) -> bool:
         return self.provider in LOCAL_PROVIDERS
+
+    @property
+    def cached(self) -> bool:
+        """Given from the answer cache: an earlier answer to a close question."""
+        return self.trace is not None and self.trace.cache == "hit"
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -143,6 +149,8 @@ def badge_text(info: AnswerInfo) -> str:
         parts.append("stopped")
     elif info.status == "error":
         parts.append("failed")
+    if info.cached:
+        parts.append(CACHE_NOTE.lower())
     parts.extend(info.notes)
     text = " · ".join(parts)
     reason = fallback_reason(info.route)

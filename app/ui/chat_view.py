@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.answer_cache import ASK_AGAIN, CACHE_NOTE
 from app.core.conversations import Message
 from app.ui.answer_info import (
     AnswerInfo,
@@ -91,6 +92,8 @@ class MessageBody(QTextBrowser):
 
 # The link of the "Keep waiting" choice on a fallback notice.
 KEEP_WAITING = "hearth:keep-waiting"
+# The link of "Ask again" on an answer given from the answer cache.
+ASK_AGAIN_LINK = "hearth:ask-again"
 
 
 class BadgeButton(QPushButton):
@@ -221,11 +224,16 @@ class MessageWidget(QFrame):
         self.badge.setToolTip(badge_tooltip(info))
         self.badge.show()
 
-    def set_note(self, note: str, can_wait: bool = False) -> None:
+    def set_note(self, note: str, can_wait: bool = False, ask_again: bool = False) -> None:
         """Why the answer moved to another provider; with `can_wait`, a "Keep
-        waiting" link asks the local model again without a deadline."""
+        waiting" link asks the local model again without a deadline; with
+        `ask_again`, an "Ask again" link answers anew instead of from the cache."""
         self.note_text = note
-        if can_wait:
+        if ask_again:
+            self.note_label.setTextFormat(Qt.TextFormat.RichText)
+            self.note_label.setText(f"{html.escape(breakable(note))} · <a href='{ASK_AGAIN_LINK}'>"
+                                    f"{ASK_AGAIN}</a>")
+        elif can_wait:
             self.note_label.setTextFormat(Qt.TextFormat.RichText)
             self.note_label.setText(f"{html.escape(breakable(note))} · <a href='{KEEP_WAITING}'>"
                                     "Keep waiting for the local model</a>")
@@ -237,6 +245,11 @@ class MessageWidget(QFrame):
     def _on_note_link(self, link: str) -> None:
         if link == KEEP_WAITING:
             self.view.keep_waiting_requested.emit()
+        elif link == ASK_AGAIN_LINK:
+            if self.view.messages and self.view.messages[-1] is self:
+                self.view.regenerate_requested.emit()
+            else:
+                self.view.status_message.emit("Only the last answer can be asked again.")
 
     def set_error(self, message: str, details: str = "") -> None:
         self.error_text = message
@@ -356,6 +369,8 @@ class ChatView(QScrollArea):
             reason = fallback_reason(info.route)
             if reason and info.status != "error":
                 widget.set_note(fallback_note(reason, info.provider, info.model))
+            if info.cached:
+                widget.set_note(CACHE_NOTE, ask_again=True)
             if info.status == "error" and info.error:
                 widget.set_error(info.error)
         return self._add(widget)
@@ -431,6 +446,8 @@ class ChatView(QScrollArea):
             widget.body.setHtml("")
         if info is not None:
             widget.set_info(info)
+            if info.cached:
+                widget.set_note(CACHE_NOTE, ask_again=True)
         if error:
             widget.set_error(error, details)
         self._update_actions()

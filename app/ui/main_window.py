@@ -598,7 +598,8 @@ class MainWindow(QMainWindow):
         self.input.clear()
         self.ask(question)
 
-    def ask(self, question: str, new_conversation: bool = False, patient: bool = False) -> None:
+    def ask(self, question: str, new_conversation: bool = False, patient: bool = False,
+            fresh: bool = False) -> None:
         """Send `question` (in a new conversation if asked) and stream the answer;
         `patient`: wait for the local model without a deadline."""
         if self.busy or self._closed:
@@ -613,7 +614,7 @@ class MainWindow(QMainWindow):
         self._set_sources(())
         conversation = self.conversation_id
         assistant = self.assistant
-        options = replace(self.ask_options(), patient=patient)
+        options = replace(self.ask_options(), patient=patient, fresh=fresh)
         self._worker = GeneratorWorker(
             lambda cancel: assistant.ask(question, conversation, options, cancel), self)
         self._worker.item.connect(self._on_event)
@@ -673,7 +674,7 @@ class MainWindow(QMainWindow):
         if last_user is None or self.busy:
             return
         if self._drop_from(last_user):
-            self.ask(last_user.text, patient=patient)
+            self.ask(last_user.text, patient=patient, fresh=True)
 
     def keep_waiting(self) -> None:
         """The user would rather wait for the local model than take the

@@ -20,10 +20,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.answer import AnswerSession
-from app.core.assistant import MAX_QUESTION_CHARS, Assistant
+from app.core.answer_cache import ASK_AGAIN, CACHE_NOTE
+from app.core.assistant import MAX_QUESTION_CHARS, AskOptions, Assistant
+from app.core.errors import HearthError
 from app.core.events import Delta, Error, Fallback, Finished, Progress, Sources, Started
 from app.ui.answer_info import AnswerInfo, badge_text, fallback_note
-from app.ui.chat_view import RENDER_INTERVAL_MS, palette_colors
+from app.ui.chat_view import ASK_AGAIN_LINK, RENDER_INTERVAL_MS, palette_colors
 from app.ui.details_dialog import location
 from app.ui.markdown import render_markdown
 from app.ui.theme import app_icon
@@ -76,6 +78,7 @@ class QuickAsk(QWidget):
         self.note = QLabel()
         self.note.setObjectName("fallbackNote")
         self.note.setWordWrap(True)
+        self.note.linkActivated.connect(self._on_note_link)
         self.note.hide()
         self.badge = QLabel()
         self.badge.setObjectName("placeholder")
@@ -154,7 +157,8 @@ class QuickAsk(QWidget):
     def busy(self) -> bool:
         return self._worker is not None and self._worker.running
 
-    def ask(self) -> None:
+    def ask(self, fresh: bool = False) -> None:
+        """`fresh`: answer anew, not from the answer cache (Ask again)."""
         question = self.input.text().strip()
         if not question or self.busy:
             return
@@ -165,6 +169,7 @@ class QuickAsk(QWidget):
         self.answer = ""
         self.session = AnswerSession()
         self.note.clear()
+        self.note.setTextFormat(Qt.TextFormat.PlainText)
         self.note.hide()
         self._waiting("Thinking…")
         self.view.show()
@@ -175,7 +180,8 @@ class QuickAsk(QWidget):
         conversation = self.conversation_id
         assistant = self.assistant
         self._worker = GeneratorWorker(
-            lambda cancel: assistant.ask(question, conversation, cancel=cancel), self)
+            lambda cancel: assistant.ask(question, conversation, AskOptions(fresh=fresh),
+                                         cancel), self)
         self._worker.item.connect(self._on_event)
         self._worker.failed.connect(self._on_failed)
         self._worker.done.connect(self._on_done)
@@ -219,7 +225,12 @@ class QuickAsk(QWidget):
             self._timer.stop()
             self.answer = state.text
             self._render()
-            self.badge.setText(badge_text(AnswerInfo.from_state(state)))
+            info = AnswerInfo.from_state(state)
+            self.badge.setText(badge_text(info))
+            if info.cached:
+                self.note.setTextFormat(Qt.TextFormat.RichText)
+                self.note.setText(f"{CACHE_NOTE} · <a href='{ASK_AGAIN_LINK}'>{ASK_AGAIN}</a>")
+                self.note.show()
             self.answer_finished.emit(event)
         elif isinstance(event, Error):
             self._timer.stop()
@@ -232,6 +243,20 @@ class QuickAsk(QWidget):
                 self.continue_button.setEnabled(False)
             self.badge.setText(event.message)
             self.answer_failed.emit(event.message)
+
+    def _on_note_link(self, link: str) -> None:
+        if link != ASK_AGAIN_LINK or self.busy:
+            return
+        # The cached answer and its question go; the question is asked anew
+        # in their place, so the conversation holds one answer to it.
+        question_id, conversation = self.session.state.question_id, self.conversation_id
+        if conversation and question_id:
+            try:
+                self.assistant.store.delete_messages_from(conversation, question_id)
+            except (HearthError, OSError) as exc:
+                self.badge.setText(str(exc))
+                return
+        self.ask(fresh=True)
 
     def _on_failed(self, message: str, _details: str) -> None:
         self.badge.setText(message)

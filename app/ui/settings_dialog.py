@@ -58,6 +58,8 @@ LABELS = {
     "generation.repeat_penalty": "Repetition penalty (local model)",
     "generation.system_prompt": "Instructions",
     "network.offline": "Offline mode: send nothing over the network",
+    "cache.enabled": "Give close questions the earlier answer at once",
+    "cache.min_similarity": "How close a question must be (cosine)",
     "ui.theme": "Colours",
     "ui.close_to_tray": "Closing the window keeps Hearth in the system tray",
     "ui.quick_ask_shortcut": "Quick-ask shortcut",
@@ -280,6 +282,48 @@ class RoutingPage(SettingsPage):
                 "choose another or add it on the Providers page.")
 
 
+class CachePage(SettingsPage):
+    """The answer cache: on or off, how close a question must be, and Clear."""
+
+    def __init__(self, paths: Paths) -> None:
+        super().__init__("Cache", ["cache.enabled", "cache.min_similarity"],
+                         "A question close enough to an earlier one, over the same files, "
+                         "model, prompt and route, gets the earlier answer at once, marked "
+                         "\"From earlier answer · Ask again\". An answer is never reused once "
+                         "a file it was built from has changed.")
+        self.paths = paths
+        self.clear_button = QPushButton("Clear cache")
+        self.clear_button.setToolTip("Forget every cached answer; conversations keep them")
+        self.clear_button.clicked.connect(self.clear)
+        self.result = QLabel()
+        self.result.setWordWrap(True)
+        self.result.setObjectName("placeholder")
+        form = self.layout()
+        assert isinstance(form, QFormLayout)
+        form.addRow(self.clear_button)
+        form.addRow(self.result)
+
+    def clear(self) -> None:
+        # One DELETE in a local SQLite file: quick enough for the GUI thread.
+        from app.core.answer_cache import EMPTY_CLEAR, clear_store
+        from app.core.conversations import ConversationStore
+
+        if not self.paths.conversations_db.exists():
+            self.result.setText(EMPTY_CLEAR)
+            return
+        try:
+            store = ConversationStore(self.paths.conversations_db)
+            try:
+                n = clear_store(store)
+            finally:
+                store.close()
+        except (HearthError, OSError) as exc:
+            self.result.setText(f"The cache could not be cleared: {exc}")
+            return
+        self.result.setText(f"Cleared {n} cached answer{'s' if n != 1 else ''}." if n
+                            else EMPTY_CLEAR)
+
+
 class DesktopPage(SettingsPage):
     def __init__(self) -> None:
         super().__init__("Desktop", ["ui.theme", "ui.close_to_tray", "ui.start_minimised",
@@ -337,6 +381,7 @@ def default_pages(paths: Paths | None = None) -> list[SettingsPage]:
                      "In offline mode Hearth refuses every network connection. Before "
                      "anything goes to a remote provider, secrets are redacted and text "
                      "from local-only folders is removed."),
+        CachePage(paths),
         DesktopPage(),
     ]
 

@@ -51,7 +51,7 @@ def test_a_local_answer_from_files_has_a_complete_trace(
     assert isinstance(done, Finished) and done.trace is not None
     t = done.trace
     assert (t.prompt_id, f"{t.prompt_id}@{t.prompt_version}") == ("hearth-answer", done.prompt)
-    assert (t.provider, t.status, t.policy, t.cache) == ("local", "answered", "auto", "off")
+    assert (t.provider, t.status, t.policy, t.cache) == ("local", "answered", "auto", "miss")
     (attempt,) = t.attempts
     assert attempt.outcome == "answered" and attempt.first_token_s is not None
     assert attempt.total_s == pytest.approx(attempt.first_token_s + attempt.generation_s,

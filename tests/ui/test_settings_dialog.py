@@ -22,7 +22,7 @@ def test_settings_round_trip_through_settings_toml(qtbot: QtBot, settings: Setti
     dialog = SettingsDialog(settings)
     qtbot.addWidget(dialog)
     assert [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())] == [
-        "Model", "Answers", "Providers", "Routing", "Privacy", "Desktop"]
+        "Model", "Answers", "Providers", "Routing", "Privacy", "Cache", "Desktop"]
     f = dialog.field
     assert isinstance(f("model.path"), ModelPathField)
     f("model.path").edit.setText(str(model_path))  # type: ignore[attr-defined]
