@@ -3,6 +3,7 @@ quick-ask popup, the settings dialog and the single-instance server together."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from app import __version__, desktop
 from app.core import offline
 from app.core.assistant import Assistant
+from app.core.knowledge.protocol import INDEX_SETTINGS, FolderStatus
 from app.paths import Paths, get_paths
 from app.settings import Settings, Value
 from app.ui import autostart
@@ -97,6 +99,8 @@ class HearthApp(QObject):
         self._setting_changed.connect(self._on_setting_changed)
         for key in ("network.offline", "ui.theme", "routing.policy"):
             settings.subscribe(key, self._relay(key))
+        for key in INDEX_SETTINGS:  # the index process has its own copy of these
+            settings.subscribe(key, functools.partial(self.index.apply_setting, key))
         app = QApplication.instance()
         if isinstance(app, QApplication):
             app.styleHints().colorSchemeChanged.connect(self._on_system_scheme)
@@ -244,8 +248,8 @@ class HearthApp(QObject):
         self.tray.set_indexing_paused(paused)
         self.index.set_paused(paused)
 
-    def _on_folders_changed(self, status: dict[str, Any]) -> None:
-        self.window.set_folders([f["path"] for f in status["folders"]])
+    def _on_folders_changed(self, folders: tuple[FolderStatus, ...]) -> None:
+        self.window.set_folders([f.path for f in folders])
 
     def _on_index_finished(self, stats: Any) -> None:
         parts = [f"{stats.indexed:,} files indexed"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.knowledge.protocol import FolderStatus
 from app.core.text import shown
 from app.ui.indexing import IndexService
 
@@ -42,21 +42,21 @@ def split_patterns(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"[,\n]", text) if p.strip()]
 
 
-def folder_summary(f: dict[str, Any]) -> str:
+def folder_summary(f: FolderStatus) -> str:
     """One line on a folder's state, for the list."""
-    if f["state"] != "ok" and f.get("error"):
-        return f"Unavailable: {f['error']}"
-    parts = [f"{f['indexed']:,} files, {f['chunks']:,} passages"]
-    if f["pending"]:
-        parts.append(f"{f['pending']:,} waiting")
-    left_out = f["failed"] + f["skipped"]
+    if f.state != "ok" and f.error:
+        return f"Unavailable: {f.error}"
+    parts = [f"{f.indexed:,} files, {f.chunks:,} passages"]
+    if f.pending:
+        parts.append(f"{f.pending:,} waiting")
+    left_out = f.failed + f.skipped
     if left_out:
         parts.append(f"{left_out:,} left out")
-    if f["paused"]:
+    if f.paused:
         parts.insert(0, "Paused")
-    elif not f["scanned_at"]:
+    elif not f.scanned_at:
         parts.insert(0, "Not indexed yet")
-    if f["local_only"]:
+    if f.local_only:
         parts.append("local only")
     return " · ".join(parts)
 
@@ -68,7 +68,7 @@ class FoldersDialog(QDialog):
         self.setWindowTitle("Folders — Hearth")
         self.setObjectName("foldersDialog")
         self.resize(760, 560)
-        self._status: dict[str, Any] = {"folders": []}
+        self._folders: tuple[FolderStatus, ...] = ()
 
         intro = QLabel("Hearth reads these folders, keeps its index of them up to date as "
                        "files change, and cites them in answers.")
@@ -158,19 +158,19 @@ class FoldersDialog(QDialog):
 
     # -- showing -------------------------------------------------------------------
 
-    def set_status(self, status: dict[str, Any]) -> None:
+    def set_status(self, folders: tuple[FolderStatus, ...]) -> None:
         selected = self.selected_path()
-        self._status = status
+        self._folders = folders
         self.folders.clear()
-        for f in status["folders"]:
-            item = QTreeWidgetItem([shown(f["path"]), folder_summary(f)])
-            item.setData(0, Qt.ItemDataRole.UserRole, f["path"])
-            when = (datetime.datetime.fromtimestamp(f["scanned_at"]).strftime("%Y-%m-%d %H:%M")
-                    if f["scanned_at"] else "never")
-            item.setToolTip(0, f"{shown(f['path'])}\nlast scanned {when}")
+        for f in folders:
+            item = QTreeWidgetItem([shown(f.path), folder_summary(f)])
+            item.setData(0, Qt.ItemDataRole.UserRole, f.path)
+            when = (datetime.datetime.fromtimestamp(f.scanned_at).strftime("%Y-%m-%d %H:%M")
+                    if f.scanned_at else "never")
+            item.setToolTip(0, f"{shown(f.path)}\nlast scanned {when}")
             item.setToolTip(1, folder_summary(f))
             self.folders.addTopLevelItem(item)
-            if f["path"] == selected or (selected is None and self.folders.topLevelItemCount()
+            if f.path == selected or (selected is None and self.folders.topLevelItemCount()
                                          == 1):
                 item.setSelected(True)
                 self.folders.setCurrentItem(item)
@@ -189,9 +189,9 @@ class FoldersDialog(QDialog):
                 return True
         return False
 
-    def _selected(self) -> dict[str, Any] | None:
+    def _selected(self) -> FolderStatus | None:
         path = self.selected_path()
-        return next((f for f in self._status["folders"] if f["path"] == path), None)
+        return next((f for f in self._folders if f.path == path), None)
 
     def _show_selected(self) -> None:
         f = self._selected()
@@ -205,19 +205,19 @@ class FoldersDialog(QDialog):
             self.local_only.setChecked(False)
             self.problems_label.setText("Files left out")
             return
-        self.pause_button.setText("Resume" if f["paused"] else "Pause")
-        self.include.setText(", ".join(f["include"]))
-        self.exclude.setText(", ".join(f["exclude"]))
-        self.local_only.setChecked(bool(f["local_only"]))
-        errors = f.get("errors", [])
+        self.pause_button.setText("Resume" if f.paused else "Pause")
+        self.include.setText(", ".join(f.include))
+        self.exclude.setText(", ".join(f.exclude))
+        self.local_only.setChecked(f.local_only)
+        errors = f.problems
         self.problems_label.setText(f"Files left out ({len(errors):,})" if errors
                                     else "Files left out: none")
-        root = f["path"].rstrip("/\\")
+        root = f.path.rstrip("/\\")
         for e in errors:
-            name = e["path"][len(root) + 1:] if e["path"].startswith(root) else e["path"]
-            item = QTreeWidgetItem([shown(name), e["reason"] or e["status"]])
-            item.setToolTip(0, shown(e["path"]))
-            item.setToolTip(1, e["reason"] or e["status"])
+            name = e.path[len(root) + 1:] if e.path.startswith(root) else e.path
+            item = QTreeWidgetItem([shown(name), e.reason or e.status])
+            item.setToolTip(0, shown(e.path))
+            item.setToolTip(1, e.reason or e.status)
             self.problems.addTopLevelItem(item)
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -258,7 +258,7 @@ class FoldersDialog(QDialog):
     def toggle_pause(self) -> None:
         f = self._selected()
         if f is not None:
-            self.service.set_folder_paused(f["path"], not f["paused"])
+            self.service.set_folder_paused(f.path, not f.paused)
 
     def reindex_selected(self) -> None:
         path = self.selected_path()

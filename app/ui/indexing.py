@@ -1,5 +1,5 @@
 """The window's indexer. While Hearth runs it is the one process that writes
-the index: the work happens in a child process (app.core.knowledge.host),
+the index: the work happens in a child process (app.core.knowledge.index_server),
 which opens the knowledge base as the writer, follows the folders with the
 core's watcher, carries out what the folders dialog asks (add, remove,
 pause, change patterns, re-index) and answers the assistant's searches.
@@ -18,13 +18,14 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.core.knowledge.host import SHUTTING_DOWN, Activity, IndexProcess, IndexProcessDied
+from app.core.knowledge import protocol as p
+from app.core.knowledge.index_client import IndexProcess, IndexProcessDied
+from app.core.knowledge.index_server import SHUTTING_DOWN
 from app.paths import Paths
-from app.settings import Settings
+from app.settings import Settings, Value
 
 log = logging.getLogger(__name__)
 
@@ -40,28 +41,27 @@ RESTART_WINDOW_S = 600.0
 class IndexService(QObject):
     """Starts with `start()`, ends with `stop()` (waits for the work to stop).
 
-    States: "none" (no folders yet), "opening", "idle", "indexing", "paused"
-    (indexing paused by the user), "busy" (another process writes), "error".
+    States: see `IndexState`.
 
     `process.search()` is the knowledge base's search, for the window's
     assistant: it runs in the index process, where the vectors are current."""
 
-    state_changed = Signal(str, str)  # state, a sentence for the status bar
+    state_changed = Signal(object, str)  # IndexState, a sentence for the status bar
     activity = Signal(object)  # Activity
     finished = Signal(object)  # ev.Stats of a scan that changed something
-    folders_changed = Signal(object)  # KnowledgeBase.status(errors=True)
+    folders_changed = Signal(object)  # tuple[FolderStatus, ...]
     problem = Signal(str)  # a folder became unavailable, a watch fell back to polling
     failed = Signal(str, str)  # an operation failed: message, details
     done = Signal(str)  # an operation finished: a sentence saying what happened
     _retry_wanted = Signal()  # from the reader thread: try to become the writer later
-    _state_wanted = Signal(str, str)  # from any thread; applied on the GUI thread
+    _state_wanted = Signal(object, str)  # from any thread; applied on the GUI thread
     _exited = Signal(str)  # the index process died: details
 
     def __init__(self, settings: Settings, paths: Paths, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.paths = paths
-        self.state = "none"
+        self.state = p.IndexState.NONE
         self.paused = False
         self._stopped = False
         self._deaths: list[float] = []
@@ -89,9 +89,9 @@ class IndexService(QObject):
         if self._stopped:
             return
         if not self.process.running and not has_folders(self.paths):
-            self._set_state("none", "")
+            self._set_state(p.IndexState.NONE, "")
             return
-        self._call("open", report=False)
+        self._call(p.Open(), report=False)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop indexing (a batch in progress ends first) and close the index."""
@@ -105,25 +105,31 @@ class IndexService(QObject):
     # -- what the window asks for ---------------------------------------------------------
 
     def add_folder(self, path: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
-                   local_only: bool = False) -> Future[Any]:
-        return self._call("add_folder", path, list(include), list(exclude), local_only)
+                   local_only: bool = False) -> Future[object]:
+        return self._call(p.AddFolder(path, tuple(include), tuple(exclude), local_only))
 
     def update_folder(self, path: str, include: Sequence[str], exclude: Sequence[str],
-                      local_only: bool) -> Future[Any]:
-        return self._call("update_folder", path, list(include), list(exclude), local_only)
+                      local_only: bool) -> Future[object]:
+        return self._call(p.UpdateFolder(path, tuple(include), tuple(exclude), local_only))
 
-    def remove_folder(self, path: str) -> Future[Any]:
-        return self._call("remove_folder", path)
+    def remove_folder(self, path: str) -> Future[object]:
+        return self._call(p.RemoveFolder(path))
 
-    def set_folder_paused(self, path: str, paused: bool) -> Future[Any]:
-        return self._call("set_folder_paused", path, paused)
+    def set_folder_paused(self, path: str, paused: bool) -> Future[object]:
+        return self._call(p.SetFolderPaused(path, paused))
 
-    def reindex(self, path: str) -> Future[Any]:
-        return self._call("reindex", path)
+    def reindex(self, path: str) -> Future[object]:
+        return self._call(p.Reindex(path))
 
-    def refresh(self) -> Future[Any]:
+    def refresh(self) -> Future[object]:
         """Send `folders_changed` with the current state of every folder."""
-        return self._call("refresh", report=False)
+        return self._call(p.Refresh(), report=False)
+
+    def apply_setting(self, key: str, value: Value) -> None:
+        """A setting changed: the running index process uses the new value."""
+        future = self.process.apply_settings({key: value})
+        if future is not None:
+            self._watch(future, report=False)
 
     def set_paused(self, paused: bool) -> None:
         """Pause or resume all indexing (the folders stay in the index)."""
@@ -131,18 +137,20 @@ class IndexService(QObject):
             return
         self.paused = self.process.paused = paused  # a new process starts paused
         if self.process.running:
-            self._call("set_paused", paused, report=False)
+            self._call(p.SetPaused(paused), report=False)
         elif paused:
-            self._set_state("paused", "Indexing paused")
+            self._set_state(p.IndexState.PAUSED, "Indexing paused")
         else:
             self.start()
 
     # -- calls and events ---------------------------------------------------------------
 
-    def _call(self, name: str, *args: Any, report: bool = True) -> Future[Any]:
-        future = self.process.call(name, *args)  # after stop(): fails, shutting down
+    def _call(self, request: p.Request, report: bool = True) -> Future[object]:
+        # After stop(): fails, shutting down.
+        return self._watch(self.process.call(request), report)
 
-        def reached(f: Future[Any]) -> None:
+    def _watch(self, future: Future[object], report: bool) -> Future[object]:
+        def reached(f: Future[object]) -> None:
             # On the reader thread (or here, if it failed before it was sent).
             exc = f.exception()
             if exc is not None:
@@ -157,31 +165,31 @@ class IndexService(QObject):
         future.add_done_callback(reached)
         return future
 
-    def _on_event(self, kind: str, args: tuple[Any, ...]) -> None:
+    def _on_event(self, event: p.Event) -> None:
         # On the reader thread: only signals from here.
-        if kind == "state":
-            self._state_wanted.emit(*args)
-        elif kind == "activity":
-            self.activity.emit(args[0])
-        elif kind == "folders":
-            self.folders_changed.emit(args[0])
-        elif kind == "finished":
-            self.finished.emit(args[0])
-        elif kind == "problem":
-            self.problem.emit(args[0])
-        elif kind == "retry":
+        if isinstance(event, p.StateChanged):
+            self._state_wanted.emit(event.state, event.text)
+        elif isinstance(event, p.Activity):
+            self.activity.emit(event)
+        elif isinstance(event, p.FoldersChanged):
+            self.folders_changed.emit(event.folders)
+        elif isinstance(event, p.RunFinished):
+            self.finished.emit(event.stats)
+        elif isinstance(event, p.IndexWarning):
+            self.problem.emit(event.text)
+        elif isinstance(event, p.RetryLater):
             self._retry_wanted.emit()
-        elif kind == "exited":
-            self._exited.emit(args[1])
+        elif isinstance(event, p.Exited):
+            self._exited.emit(event.details)
 
     def _schedule_retry(self) -> None:
         if not self._stopped:
             self._retry.start()
 
-    def _set_state(self, state: str, text: str) -> None:
+    def _set_state(self, state: p.IndexState, text: str) -> None:
         self._state_wanted.emit(state, text)
 
-    def _apply_state(self, state: str, text: str) -> None:
+    def _apply_state(self, state: p.IndexState, text: str) -> None:
         # On the GUI thread, so `state` and what the widgets show always agree.
         self.state = state
         self.state_changed.emit(state, text)
@@ -194,17 +202,20 @@ class IndexService(QObject):
         now = time.monotonic()
         self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]
         if len(self._deaths) > RESTART_LIMIT:
-            self._apply_state("error", "Index: the indexer keeps stopping; see the log")
+            self._apply_state(p.IndexState.ERROR,
+                              "Index: the indexer keeps stopping; see the log")
             self.failed.emit("The indexer keeps stopping unexpectedly, so Hearth no longer "
                              "restarts it; restart Hearth to try again.", details)
             return
         # The status bar says so; it mends itself, so no message box or
         # notification unless it keeps happening.
-        self._apply_state("error", "Index: the indexer stopped unexpectedly; restarting it…")
+        self._apply_state(p.IndexState.ERROR,
+                          "Index: the indexer stopped unexpectedly; restarting it…")
         self._restart.start()
 
-    def _on_activity(self, activity: Activity) -> None:
-        if self.paused or self.state in ("paused", "busy", "error") or self._stopped:
+    def _on_activity(self, activity: p.Activity) -> None:
+        if self.paused or self._stopped or self.state in (
+                p.IndexState.PAUSED, p.IndexState.BUSY, p.IndexState.ERROR):
             return
         if activity.busy:
             if activity.total:
@@ -213,11 +224,11 @@ class IndexService(QObject):
                     text += f" · {Path(activity.current).name}"
             else:
                 text = f"Index: checking {Path(activity.scanning).name or activity.scanning}…"
-            self._set_state("indexing", text)
+            self._set_state(p.IndexState.INDEXING, text)
         else:
             self._back_to_idle()
 
     def _back_to_idle(self) -> None:
-        if self.state == "indexing" and not self._stopped:
-            self._set_state("idle", "Index: up to date")
+        if self.state == p.IndexState.INDEXING and not self._stopped:
+            self._set_state(p.IndexState.IDLE, "Index: up to date")
             self.refresh()  # live changes end without a summary: show the new counts

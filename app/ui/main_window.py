@@ -39,7 +39,7 @@ from app.core.events import (
     Sources,
     Started,
 )
-from app.core.knowledge.host import Activity
+from app.core.knowledge.protocol import Activity, IndexState
 from app.core.llm.registry import load_providers
 from app.core.models.library import ModelRow
 from app.ui.about import add_help_menu
@@ -509,16 +509,17 @@ class MainWindow(QMainWindow):
         return AskOptions(route=self.route(), use_files=self.files_button.isChecked(),
                           folders=(folder,) if folder else None)
 
-    def set_index_state(self, state: str, text: str) -> None:
-        """The indexer's state (see `IndexService`) for the status bar."""
-        self.index_status.setVisible(state != "none" and bool(text))
+    def set_index_state(self, state: IndexState, text: str) -> None:
+        """The indexer's state for the status bar."""
+        self.index_status.setVisible(state != IndexState.NONE and bool(text))
         self.index_status.setText(text)
-        self.index_pause.setVisible(state in ("idle", "indexing", "paused"))
+        self.index_pause.setVisible(
+            state in (IndexState.IDLE, IndexState.INDEXING, IndexState.PAUSED))
         self.index_pause.blockSignals(True)
-        self.index_pause.setChecked(state == "paused")
-        self.index_pause.setText("Resume" if state == "paused" else "Pause")
+        self.index_pause.setChecked(state == IndexState.PAUSED)
+        self.index_pause.setText("Resume" if state == IndexState.PAUSED else "Pause")
         self.index_pause.blockSignals(False)
-        if state != "indexing":
+        if state != IndexState.INDEXING:
             self.index_progress.hide()
 
     def set_index_activity(self, activity: Activity) -> None:

@@ -12,12 +12,12 @@ import queue
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from app.core.knowledge import protocol as p
 from app.core.knowledge.base import KnowledgeBase
-from app.core.knowledge.host import IndexProcess
+from app.core.knowledge.index_client import IndexProcess
 from app.paths import Paths
 from app.settings import Settings
 from tests.bench.corpus import copy_corpus
@@ -35,11 +35,11 @@ def test_search_through_the_index_process(paths: Paths, settings: Settings,
                                           tmp_path: Path, record: Record) -> None:
     folder = tmp_path / "corpus"
     copy_corpus(folder, 600)
-    events: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue()
-    proc = IndexProcess(paths, settings, lambda kind, args: events.put((kind, args)))
+    events: queue.Queue[p.Event] = queue.Queue()
+    proc = IndexProcess(paths, settings, events.put)
     try:
-        proc.call("add_folder", str(folder), [], [], False).result(120)
-        while events.get(timeout=900)[0] != "finished":
+        proc.call(p.AddFolder(str(folder))).result(120)
+        while not isinstance(events.get(timeout=900), p.RunFinished):
             pass
         local = KnowledgeBase(paths, settings, writer=False)
         try:

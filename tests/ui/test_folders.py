@@ -196,6 +196,19 @@ def start_indexing(qtbot: QtBot, hearth: Any, docs: Path, files: int | None = No
     return dialog
 
 
+def test_a_changed_setting_reaches_the_running_index_process(
+        qtbot: QtBot, hearth: Any, tmp_path: Path) -> None:
+    docs = notes(tmp_path / "docs", 5)
+    start_indexing(qtbot, hearth, docs, files=5)
+    search = hearth.index.process.search
+    assert len(search("lamp budget meeting")) == 5  # knowledge.top_k: 6
+    pid = hearth.index.process.pid
+    hearth.settings.set("knowledge.top_k", 2)  # as the settings dialog does
+    # The index process answers with its own copy of the settings.
+    assert len(search("lamp budget meeting")) == 2
+    assert hearth.index.process.pid == pid
+
+
 def test_pause_indexing_from_the_tray(qtbot: QtBot, hearth: Any, tmp_path: Path) -> None:
     docs = notes(tmp_path / "docs", 2)
     dialog = start_indexing(qtbot, hearth, docs, files=2)

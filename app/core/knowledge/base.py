@@ -169,6 +169,23 @@ class KnowledgeBase:
         self._close_client()
         self._release_lock()
 
+    def reopen(self, *, writer: bool) -> None:
+        """Close, then open again as the writer or a reader: the fresh open
+        loads what other processes wrote meanwhile. Left closed if the open
+        fails (IndexBusyError when another process writes)."""
+        self.close()
+        self.writer = writer
+        self._indexer = None
+        if writer:
+            self._take_lock()
+        try:
+            self.manifest = Manifest(self.dir / "manifest.sqlite3")
+            self._open_vectors()
+        except BaseException:
+            self._close_client()
+            self._release_lock()
+            raise
+
     def _close_client(self) -> None:
         # An embedded Chroma keeps one state per folder and process while any
         # client of it is open. Closing the last one drops it, so the next

@@ -1,4 +1,5 @@
-"""The window's index process (app.core.knowledge.host) without Qt: a real
+"""The window's index process (app.core.knowledge.index_client and
+index_server) without Qt: a real
 child process with real Chroma, ONNX embeddings and watchdog, talked to over
 its pipe — calls, events, searches, bad calls, a clean stop, and
 the window dying under it."""
@@ -12,15 +13,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import psutil
 import pytest
 
 from app.core.errors import HearthError
 from app.core.knowledge import progress as ev
+from app.core.knowledge import protocol as p
 from app.core.knowledge.base import KnowledgeBase
-from app.core.knowledge.host import IndexProcess
+from app.core.knowledge.index_client import IndexProcess
 from app.paths import Paths
 from app.settings import Settings
 from tests.helpers import REPO
@@ -31,33 +33,35 @@ pytestmark = pytest.mark.slow
 
 SCAN_S = 90.0
 
+E = TypeVar("E")
+
 
 class Events:
     """What the index process reported, in order; `next(kind)` takes the
     events of one kind one by one, waiting for the next if need be."""
 
     def __init__(self) -> None:
-        self.q: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue()
-        self.seen: list[tuple[str, tuple[Any, ...]]] = []
-        self._taken: dict[str, int] = {}
+        self.q: queue.Queue[p.Event] = queue.Queue()
+        self.seen: list[p.Event] = []
+        self._taken: dict[type, int] = {}
 
-    def __call__(self, kind: str, args: tuple[Any, ...]) -> None:
-        self.q.put((kind, args))
+    def __call__(self, event: p.Event) -> None:
+        self.q.put(event)
 
-    def next(self, kind: str, timeout: float = SCAN_S) -> tuple[Any, ...]:
+    def next(self, kind: type[E], timeout: float = SCAN_S) -> E:
         while True:
-            of_kind = [args for k, args in self.seen if k == kind]
+            of_kind = [e for e in self.seen if isinstance(e, kind)]
             taken = self._taken.get(kind, 0)
             if len(of_kind) > taken:
                 self._taken[kind] = taken + 1
                 return of_kind[taken]
             self.seen.append(self.q.get(timeout=timeout))
 
-    def latest(self, kind: str) -> tuple[Any, ...] | None:
+    def latest(self, kind: type[E]) -> E | None:
         """The last event of this kind so far (after taking in what has come)."""
         while not self.q.empty():
             self.seen.append(self.q.get())
-        of_kind = [args for k, args in self.seen if k == kind]
+        of_kind = [e for e in self.seen if isinstance(e, kind)]
         return of_kind[-1] if of_kind else None
 
 
@@ -86,12 +90,12 @@ def test_the_index_process_writes_follows_searches_and_stops_cleanly(
         tmp_path: Path) -> None:
     docs = notes(tmp_path / "docs", 3)
     (docs / "garden.md").write_text("# Garden\n\nThe tomatoes need water every morning.\n")
-    added = proc.call("add_folder", str(docs), [], [], False).result(SCAN_S)
+    added = proc.call(p.AddFolder(str(docs))).result(SCAN_S)
     assert added == f"Added {docs}; indexing it now."
-    stats = events.next("finished")[0]
+    stats = events.next(p.RunFinished).stats
     assert isinstance(stats, ev.Stats) and stats.indexed == 4
-    status = events.next("folders")[0]
-    assert status["folders"][0]["path"] == str(docs)
+    folders = events.next(p.FoldersChanged).folders
+    assert folders[0].path == str(docs)
 
     # Another process writes the index: this one holds the writer lock.
     pid = proc.pid
@@ -114,7 +118,7 @@ def test_the_index_process_writes_follows_searches_and_stops_cleanly(
     proc.stop()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     with pytest.raises(HearthError, match=r"^Hearth is shutting down\.$"):
-        proc.call("refresh").result(5)
+        proc.call(p.Refresh()).result(5)
     # The lock is free, the index was closed cleanly and agrees with itself.
     with KnowledgeBase(paths, settings, writer=True) as kb:
         assert not kb.needs_repair
@@ -126,19 +130,19 @@ def test_bad_calls_get_one_sentence_and_the_process_carries_on(
         proc: IndexProcess, events: Events, tmp_path: Path) -> None:
     docs = notes(tmp_path / "docs", 2)
     with pytest.raises(HearthError) as not_a_folder:
-        proc.call("add_folder", str(docs / "note-0.md"), [], [], False).result(SCAN_S)
+        proc.call(p.AddFolder(str(docs / "note-0.md"))).result(SCAN_S)
     assert str(not_a_folder.value) == f"{docs / 'note-0.md'} is not a folder."
     assert "Traceback" in getattr(not_a_folder.value, "details", "")
     with pytest.raises(HearthError) as unknown:
-        proc.call("drop_everything").result(10)
-    assert str(unknown.value) == "Unknown index call 'drop_everything'."
+        proc.call(ev.Stats()).result(10)  # type: ignore[arg-type]  # not a request
+    assert str(unknown.value) == "Unknown index request 'Stats'."
     with pytest.raises(HearthError) as removed:
-        proc.call("remove_folder", str(tmp_path / "never-added")).result(10)
+        proc.call(p.RemoveFolder(str(tmp_path / "never-added"))).result(10)
     assert "is not an indexed folder" in str(removed.value)
     # Nothing was lost on the way: the same process still does real work.
     pid = proc.pid
-    proc.call("add_folder", str(docs), [], [], False).result(SCAN_S)
-    assert events.next("finished")[0].indexed == 2
+    proc.call(p.AddFolder(str(docs))).result(SCAN_S)
+    assert events.next(p.RunFinished).stats.indexed == 2
     assert proc.pid == pid
 
 
@@ -153,9 +157,9 @@ def test_it_reads_what_another_writer_wrote_and_takes_over_without_losing_it(
     try:
         other.add_folder(docs)
         other.reconcile()
-        proc.call("open").result(SCAN_S)
-        assert events.next("state")[0] == "opening"
-        assert events.next("state")[0] == "busy"
+        proc.call(p.Open()).result(SCAN_S)
+        assert events.next(p.StateChanged).state == p.IndexState.OPENING
+        assert events.next(p.StateChanged).state == p.IndexState.BUSY
         assert proc.search("lamp budget meeting", 3)  # the reader has loaded the index
 
         (docs / "zebra.md").write_text("# Zebra\n\nThe zebra crossing was painted yellow.\n")
@@ -165,8 +169,8 @@ def test_it_reads_what_another_writer_wrote_and_takes_over_without_losing_it(
     finally:
         other.close()
 
-    proc.call("open").result(SCAN_S)  # the other process has gone: this one writes
-    assert proc.call("refresh").result(SCAN_S) is None
+    proc.call(p.Open()).result(SCAN_S)  # the other process has gone: this one writes
+    assert proc.call(p.Refresh()).result(SCAN_S) is None
     (docs / "owl.md").write_text("# Owl\n\nAn owl nests in the old church tower.\n")
     wait_for(lambda: any(h.path.endswith("owl.md")
                          for h in proc.search("owl nests church tower", 1)), timeout=SCAN_S)
@@ -184,13 +188,14 @@ def test_a_dead_index_process_fails_its_calls_and_the_next_call_starts_another(
         proc: IndexProcess, events: Events, paths: Paths, settings: Settings,
         tmp_path: Path) -> None:
     docs = notes(tmp_path / "docs", 200)
-    proc.call("add_folder", str(docs), [], [], False).result(SCAN_S)
-    events.next("activity")
+    proc.call(p.AddFolder(str(docs))).result(SCAN_S)
+    events.next(p.Activity)
     pid = proc.pid
     assert pid is not None
-    pending = proc.call("reindex", str(docs))
+    pending = proc.call(p.Reindex(str(docs)))
     os.kill(pid, signal.SIGKILL)
-    sentence, details = events.next("exited")
+    exited = events.next(p.Exited)
+    sentence, details = exited.message, exited.details
     assert sentence == "The indexer stopped unexpectedly; try again."
     assert f"pid {pid}" in details and "killed by signal 9" in details
     with pytest.raises(HearthError, match=r"^The indexer stopped unexpectedly; try again\.$"):
@@ -198,7 +203,7 @@ def test_a_dead_index_process_fails_its_calls_and_the_next_call_starts_another(
 
     # A new process opens the index, repairs what the dead one left half-done
     # and finishes the folder.
-    proc.call("open").result(SCAN_S)
+    proc.call(p.Open()).result(SCAN_S)
     assert proc.pid not in (None, pid)
     wait_for(lambda: _indexed_files(events) == 200, timeout=SCAN_S)
     proc.stop()
@@ -209,21 +214,22 @@ def test_a_dead_index_process_fails_its_calls_and_the_next_call_starts_another(
 
 def _indexed_files(events: Events) -> int:
     """Files indexed, from the latest folders event so far."""
-    latest = events.latest("folders")
-    return int(latest[0]["folders"][0]["indexed"]) if latest else 0
+    latest = events.latest(p.FoldersChanged)
+    return latest.folders[0].indexed if latest else 0
 
 
 WINDOW = """
 import sys
 from pathlib import Path
-from app.core.knowledge.host import IndexProcess
+from app.core.knowledge.index_client import IndexProcess
+from app.core.knowledge.protocol import AddFolder
 from app.paths import get_paths
 from app.settings import Settings
 
 paths = get_paths()
 events = []
-proc = IndexProcess(paths, Settings.load(paths), lambda kind, args: events.append(kind))
-proc.call("add_folder", sys.argv[1], [], [], False).result(90)
+proc = IndexProcess(paths, Settings.load(paths), events.append)
+proc.call(AddFolder(sys.argv[1])).result(90)
 print(proc.pid, flush=True)
 sys.stdin.read()  # until killed
 """

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from app.core.knowledge import progress as ev
-from app.core.knowledge.host import Activity, Tracker
+from app.core.knowledge.index_server import Tracker
+from app.core.knowledge.protocol import Activity
 
 
 def tracker() -> tuple[Tracker, list[Activity], list[ev.Stats], list[str]]:
