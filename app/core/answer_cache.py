@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -88,15 +88,18 @@ class Status:
 
 
 class AnswerCache:
-    """Lookups and entries over one conversation store. The embedder is the
-    index's (one per process), loaded on the first question when no index
-    is open."""
+    """Lookups and entries over one conversation store. Questions are
+    embedded by `embed_question` when given (the window's index process, so
+    the window never loads the ONNX model), else by this process's shared
+    embedder, loaded on the first question."""
 
-    def __init__(self, store: ConversationStore, paths: Paths, settings: Settings) -> None:
+    def __init__(self, store: ConversationStore, paths: Paths, settings: Settings,
+                 embed_question: Callable[[str], Sequence[float]] | None = None) -> None:
         self.store = store
         self.paths = paths
         self.settings = settings
         self._embedder: Any = None
+        self._embed_question = embed_question
 
     @property
     def embedder(self) -> Any:
@@ -109,10 +112,9 @@ class AnswerCache:
     def embed(self, question: str) -> np.ndarray:
         import numpy as np
 
-        # The question is cut to what the model reads: a longer one is still
-        # the same question, and its vector only has to be compared.
-        head = self.embedder.split(question, self.embedder.max_tokens - 2)[0]
-        return np.asarray(self.embedder.embed([head])[0], dtype=np.float32)
+        if self._embed_question is not None:
+            return np.asarray(self._embed_question(question), dtype=np.float32)
+        return np.asarray(embed_question(self.embedder, question), dtype=np.float32)
 
     # -- lookups -----------------------------------------------------------------
 
@@ -269,3 +271,11 @@ def _manifest(paths: Paths) -> Iterator[sqlite3.Connection | None]:
         yield con
     finally:
         con.close()
+
+
+def embed_question(embedder: Any, question: str) -> list[float]:
+    """A question's vector for the cache, by `embedder` (a MiniLMEmbedder)."""
+    # The question is cut to what the model reads: a longer one is still the
+    # same question, and its vector only has to be compared.
+    head = embedder.split(question, embedder.max_tokens - 2)[0]
+    return [float(x) for x in embedder.embed([head])[0]]

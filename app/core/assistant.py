@@ -117,10 +117,12 @@ class Assistant:
 
     @property
     def store(self) -> ConversationStore:
-        if self._store is None:
-            self.paths.ensure(self.paths.data_dir)
-            self._store = ConversationStore(self.paths.conversations_db)
-        return self._store
+        # Opened by whichever thread asks first (the window's background work).
+        with self._lock:
+            if self._store is None:
+                self.paths.ensure(self.paths.data_dir)
+                self._store = ConversationStore(self.paths.conversations_db)
+            return self._store
 
     def local_config(self, model_path: str | None = None) -> LocalModelConfig:
         s = self.settings
@@ -396,7 +398,10 @@ class Assistant:
     @property
     def cache(self) -> AnswerCache:
         if self._cache is None:
-            self._cache = AnswerCache(self.store, self.paths, self.settings)
+            # The window's index process embeds the question where the model
+            # already runs; the CLI embeds it here.
+            self._cache = AnswerCache(self.store, self.paths, self.settings,
+                                      getattr(self._knowledge, "embed_question", None))
         return self._cache
 
     def _cache_probe(self, question: str, history: list[ChatMessage], opts: AskOptions,

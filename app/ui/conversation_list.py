@@ -19,17 +19,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.conversations import ConversationStore
-from app.core.errors import HearthError
+from app.core.conversations import Conversation, ConversationStore
+from app.ui.workers import WorkerSet, run_op
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 
 
 class ConversationList(QWidget):
+    """Every read and write of the store runs off the GUI thread; the list
+    is filled when the result arrives (`refreshed` then fires)."""
+
     selected = Signal(str)  # conversation id
     new_requested = Signal()
     deleted = Signal(str)
     failed = Signal(str, str)
+    refreshed = Signal()
 
     def __init__(self, store_getter: Callable[[], ConversationStore]) -> None:
         super().__init__()
@@ -66,18 +70,30 @@ class ConversationList(QWidget):
         layout.addWidget(self.list, 1)
         self._filling = False
         self._confirm: QMessageBox | None = None
+        self._workers = WorkerSet()
+        # Only the newest search fills the list (an older one may end later).
+        self._generation = 0
 
     @property
     def store(self) -> ConversationStore:
         return self._store_getter()
 
     def refresh(self, select: str | None = None) -> None:
-        current = select or self.current_id()
-        try:
-            convs = self.store.search(self.search.text().strip() or None)
-        except (HearthError, OSError) as exc:
-            self.failed.emit(str(exc), repr(exc))
-            return
+        self._generation += 1
+        generation, query = self._generation, self.search.text().strip() or None
+        store = self._store_getter
+
+        def fill(convs: list[Conversation]) -> None:
+            if generation == self._generation:
+                self._fill(convs, select or self.current_id())
+                self.refreshed.emit()
+
+        run_op(self._workers, lambda: store().search(query), fill, self.failed.emit, self)
+
+    def shutdown(self) -> None:
+        self._workers.stop_all()
+
+    def _fill(self, convs: list[Conversation], current: str | None) -> None:
         self._filling = True
         try:
             self.list.clear()
@@ -118,11 +134,14 @@ class ConversationList(QWidget):
             self.selected.emit(item.data(ID_ROLE))
 
     def rename(self, conversation_id: str, title: str) -> None:
-        try:
-            self.store.rename(conversation_id, title)
-        except (HearthError, OSError) as exc:
-            self.failed.emit(str(exc), repr(exc))
-        self.refresh(conversation_id)
+        store = self._store_getter
+
+        def failed(message: str, details: str) -> None:
+            self.failed.emit(message, details)
+            self.refresh(conversation_id)  # back to the stored title
+
+        run_op(self._workers, lambda: store().rename(conversation_id, title),
+               lambda _r: self.refresh(conversation_id), failed, self)
 
     def _on_renamed(self, item: QListWidgetItem) -> None:
         if self._filling:
@@ -152,13 +171,14 @@ class ConversationList(QWidget):
         return box
 
     def delete(self, conversation_id: str) -> None:
-        try:
-            self.store.delete(conversation_id)
-        except (HearthError, OSError) as exc:
-            self.failed.emit(str(exc), repr(exc))
-            return
-        self.refresh()
-        self.deleted.emit(conversation_id)
+        store = self._store_getter
+
+        def deleted(_result: object) -> None:
+            self.refresh()
+            self.deleted.emit(conversation_id)
+
+        run_op(self._workers, lambda: store().delete(conversation_id), deleted,
+               self.failed.emit, self)
 
     def _delete_current(self) -> None:
         cid = self.current_id()

@@ -26,6 +26,7 @@ from app.core.knowledge.index_client import IndexProcess, IndexProcessDied
 from app.core.knowledge.index_server import SHUTTING_DOWN
 from app.paths import Paths
 from app.settings import Settings, Value
+from app.ui.workers import WorkerSet, run_op
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class IndexService(QObject):
         self._stopped = False
         self._deaths: list[float] = []
         self.process = IndexProcess(paths, settings, self._on_event)
+        self._workers = WorkerSet()
         self._retry = QTimer(self)
         self._retry.setSingleShot(True)
         self._retry.setInterval(RETRY_MS)
@@ -88,7 +90,18 @@ class IndexService(QObject):
 
         if self._stopped:
             return
-        if not self.process.running and not has_folders(self.paths):
+        if self.process.running:
+            self._call(p.Open(), report=False)
+            return
+        paths = self.paths
+        # The index's own file is looked at off the GUI thread.
+        run_op(self._workers, lambda: has_folders(paths), self._open_if,
+               lambda _m, _d: self._open_if(True), self)
+
+    def _open_if(self, any_folder: bool) -> None:
+        if self._stopped:
+            return
+        if not any_folder:
             self._set_state(p.IndexState.NONE, "")
             return
         self._call(p.Open(), report=False)
@@ -100,6 +113,7 @@ class IndexService(QObject):
         self._stopped = True
         self._retry.stop()
         self._restart.stop()
+        self._workers.stop_all()
         self.process.stop(timeout_s)
 
     # -- what the window asks for ---------------------------------------------------------

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.core.answer import AnswerSession
 from app.core.assistant import MAX_QUESTION_CHARS, AskOptions, Assistant
-from app.core.errors import HearthError
+from app.core.conversations import Conversation, ConversationStore, Message
 from app.core.events import (
     Delta,
     Error,
@@ -50,7 +50,7 @@ from app.ui.details_dialog import AnswerDetailsDialog
 from app.ui.errors import show_error
 from app.ui.sources_panel import SourcesPanel
 from app.ui.theme import app_icon
-from app.ui.workers import GeneratorWorker, WorkerSet, call_in_background
+from app.ui.workers import GeneratorWorker, WorkerSet, call_in_background, run_op
 
 LOAD_HINT = "Choose another model in Models (Ctrl+M) or a GGUF file in Settings (Ctrl+,)."
 
@@ -89,6 +89,8 @@ def window_state(config_dir: Path) -> QSettings:
 class MainWindow(QMainWindow):
     answer_finished = Signal(object)  # Finished
     answer_failed = Signal(str)
+    conversation_opened = Signal(str)  # conversation id, once it is shown
+    routes_refreshed = Signal()
     model_state_changed = Signal(str)  # loading, ready, error
     settings_requested = Signal()
     folders_requested = Signal()
@@ -114,6 +116,7 @@ class MainWindow(QMainWindow):
         # The answer being streamed (or the last one), folded from its events.
         self.session = AnswerSession()
         self._after_answer: Callable[[], None] | None = None
+        self._dropping = False
         self._sources: tuple[Source, ...] = ()
         self._editing: MessageWidget | None = None
         self._load_details = ""
@@ -556,12 +559,20 @@ class MainWindow(QMainWindow):
             self.stop()
             if self._worker is not None:
                 self._worker.wait(5_000)
-        try:
-            conv = self.assistant.store.get(conversation_id)
-            messages = self.assistant.store.messages(conv.id)
-        except (HearthError, OSError) as exc:
-            show_error(self, str(exc), repr(exc))
-            return
+        assistant = self.assistant
+
+        def store() -> ConversationStore:
+            return assistant.store
+
+        def load() -> tuple[Conversation, list[Message]]:
+            conv = store().get(conversation_id)
+            return conv, store().messages(conv.id)
+
+        run_op(self._workers, load, self._show_conversation,
+               lambda m, d: show_error(self, m, d), self)
+
+    def _show_conversation(self, loaded: tuple[Conversation, list[Message]]) -> None:
+        conv, messages = loaded
         self._cancel_edit()
         self.conversation_id = conv.id
         self.chat.load(messages)
@@ -570,6 +581,7 @@ class MainWindow(QMainWindow):
         self.conversations.refresh(conv.id)
         self.conversations.select(conv.id)
         self.setWindowTitle(f"{conv.title} — Hearth")
+        self.conversation_opened.emit(conv.id)
 
     def _on_deleted(self, conversation_id: str) -> None:
         if conversation_id == self.conversation_id:
@@ -593,9 +605,12 @@ class MainWindow(QMainWindow):
             self.answer_failed.emit(self.input_notice.text())
             return
         if self._editing is not None:
-            if not self._drop_from(self._editing):
-                return
+            editing = self._editing
             self._cancel_edit()
+            self.input.clear()
+            # The question asked again replaces the old one and what followed.
+            self._drop_from(editing, lambda: self.ask(question))
+            return
         self.input.clear()
         self.ask(question)
 
@@ -637,12 +652,19 @@ class MainWindow(QMainWindow):
     def refresh_routes(self) -> None:
         """Fill the route chooser from the configured providers, keeping the
         choice when it still exists (else the routing.policy setting)."""
+        paths = self.assistant.paths
+        if not self.route_chooser.count():
+            self._fill_routes([])  # Auto and Local only need no file
+
+        def failed(message: str, _details: str) -> None:
+            self.statusBar().showMessage(message, 10_000)
+            self._fill_routes([])
+
+        run_op(self._workers, lambda: [p.name for p in load_providers(paths)],
+               self._fill_routes, failed, self)
+
+    def _fill_routes(self, names: list[str]) -> None:
         current = self.route_chooser.currentData() if self.route_chooser.count() else None
-        try:
-            names = [p.name for p in load_providers(self.assistant.paths)]
-        except HearthError as exc:
-            names = []
-            self.statusBar().showMessage(str(exc), 10_000)
         chooser = self.route_chooser
         chooser.blockSignals(True)
         chooser.clear()
@@ -656,6 +678,7 @@ class MainWindow(QMainWindow):
         index = chooser.findData(wanted)
         chooser.setCurrentIndex(index if index >= 0 else 0)
         chooser.blockSignals(False)
+        self.routes_refreshed.emit()
 
     def set_default_route(self, policy: str) -> None:
         """The routing.policy setting changed: the chooser follows it."""
@@ -674,8 +697,9 @@ class MainWindow(QMainWindow):
         last_user = self.chat.last("user")
         if last_user is None or self.busy:
             return
-        if self._drop_from(last_user):
-            self.ask(last_user.text, patient=patient, fresh=True)
+        if not self._dropping:
+            self._drop_from(last_user, lambda: self.ask(last_user.text, patient=patient,
+                                                        fresh=True))
 
     def keep_waiting(self) -> None:
         """The user would rather wait for the local model than take the
@@ -701,17 +725,31 @@ class MainWindow(QMainWindow):
             self._editing = None
             self._notice("")
 
-    def _drop_from(self, widget: MessageWidget) -> bool:
-        """Remove a question and what followed, from the store and the view."""
-        if self.conversation_id and widget.message_id:
-            try:
-                self.assistant.store.delete_messages_from(self.conversation_id,
-                                                          widget.message_id)
-            except (HearthError, OSError) as exc:
-                show_error(self, str(exc), repr(exc))
-                return False
-        self.chat.remove_from(widget)
-        return True
+    def _drop_from(self, widget: MessageWidget, then: Callable[[], None]) -> None:
+        """Remove a question and what followed, from the store (off the GUI
+        thread) and the view; then call `then`. On a failure nothing is
+        removed and the user is told."""
+        conversation, message = self.conversation_id, widget.message_id
+
+        def dropped(_result: object) -> None:
+            self._dropping = False
+            self.chat.remove_from(widget)
+            then()
+
+        def failed(message_: str, details: str) -> None:
+            self._dropping = False
+            show_error(self, message_, details)
+
+        if not (conversation and message):
+            dropped(None)
+            return
+        self._dropping = True
+        assistant = self.assistant
+
+        def store() -> ConversationStore:
+            return assistant.store
+        run_op(self._workers, lambda: store().delete_messages_from(conversation, message),
+               dropped, failed, self)
 
     def _on_event(self, event: object) -> None:
         state = self.session.fold(event)
@@ -820,6 +858,8 @@ class MainWindow(QMainWindow):
         """Stop background work and wait for it, then free the model."""
         self._closed = True
         self._workers.stop_all()
+        self.conversations.shutdown()
+        self.sources_panel.shutdown()
         self.assistant.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -25,6 +25,7 @@ from app.core.events import Source
 from app.core.text import shown
 from app.ui.details_dialog import location
 from app.ui.labels import breakable
+from app.ui.workers import WorkerSet, run_op
 
 # Files larger than this open in the default application instead.
 MAX_VIEWER_BYTES = 4_000_000
@@ -131,6 +132,7 @@ class SourcesPanel(QWidget):
         self.list.setToolTip("Click a citation to open the file at the cited place")
         self.list.itemActivated.connect(self._on_item)
         self.list.itemClicked.connect(self._on_item)
+        self._workers = WorkerSet()
         self.empty = QLabel("No sources for this answer.")
         self.empty.setWordWrap(True)
         self.empty.setObjectName("placeholder")
@@ -158,28 +160,43 @@ class SourcesPanel(QWidget):
         if isinstance(src, Source):
             self.open_source(src)
 
-    def open_source(self, src: Source) -> SourceViewer | None:
-        path = Path(src.path)
-        if not path.is_file():
+    def open_source(self, src: Source) -> None:
+        """Open the cited place: a text file in the viewer (`viewer_opened`),
+        anything else in its default application. The file is read off the
+        GUI thread."""
+        run_op(self._workers, lambda: _read_source(src), lambda r: self._show(src, r),
+               self.open_failed.emit, self)
+
+    def shutdown(self) -> None:
+        self._workers.stop_all()
+
+    def _show(self, src: Source, read: tuple[str, str]) -> None:
+        kind, text = read
+        if kind == "gone":
             self.open_failed.emit(f"The file {shown(src.path)} is no longer there.", "")
-            return None
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            self.open_failed.emit(f"Hearth cannot read {shown(src.path)}.", repr(exc))
-            return None
+        elif kind == "unreadable":
+            self.open_failed.emit(f"Hearth cannot read {shown(src.path)}.", text)
+        elif kind == "external":
+            if not open_externally(src.path):
+                self.open_failed.emit(f"No application could open {shown(src.path)}.", "")
+        else:
+            viewer = SourceViewer(src, text, self.window())
+            viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            viewer.show()
+            self.viewer_opened.emit(viewer)
+
+
+def _read_source(src: Source) -> tuple[str, str]:
+    """How to show a cited file: ("text", its text), ("external", ""),
+    ("gone", "") or ("unreadable", details)."""
+    path = Path(src.path)
+    if not path.is_file():
+        return "gone", ""
+    try:
+        size = path.stat().st_size
         if (src.page is not None or path.suffix.lower() not in TEXT_SUFFIXES
                 or size > MAX_VIEWER_BYTES):
-            if not open_externally(str(path)):
-                self.open_failed.emit(f"No application could open {shown(src.path)}.", "")
-            return None
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            self.open_failed.emit(f"Hearth cannot read {shown(src.path)}.", repr(exc))
-            return None
-        viewer = SourceViewer(src, text, self.window())
-        viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        viewer.show()
-        self.viewer_opened.emit(viewer)
-        return viewer
+            return "external", ""
+        return "text", path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return "unreadable", repr(exc)

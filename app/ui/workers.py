@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -93,6 +93,21 @@ def call_in_background(fn: Callable[[], Any], parent: QObject | None = None) -> 
         yield fn()
 
     return GeneratorWorker(once, parent)
+
+
+T = TypeVar("T")
+
+
+def run_op(workers: WorkerSet, op: Callable[[], T], success: Callable[[T], object],
+           failure: Callable[[str, str], object], parent: QObject | None = None
+           ) -> GeneratorWorker:
+    """Background work in Anki's QueryOp style: `op` runs off the GUI thread
+    (it must not touch widgets); `success(result)` or `failure(message,
+    details)` then runs on it. `workers` owns the worker until it has ended."""
+    worker = call_in_background(op, parent)
+    worker.item.connect(success)
+    worker.failed.connect(failure)
+    return workers.start(worker)
 
 
 class WorkerSet:

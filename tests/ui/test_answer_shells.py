@@ -120,7 +120,8 @@ def test_a_first_question_stopped_before_its_answer_leaves_no_conversation(
         window._worker.item.connect(stop_while_reading)
     assert failed.args[0] == "The answer was stopped before it began."
     qtbot.waitUntil(lambda: not window.busy, timeout=5_000)
-    assert window.conversation_id is None and window.conversations.ids() == []
+    assert window.conversation_id is None
+    qtbot.waitUntil(lambda: window.conversations.ids() == [], timeout=10_000)
     assert window.assistant.store.search() == []
     # Nothing is lost: the question is back in the input, ready to send again.
     assert window.input.toPlainText() == LONG_QUESTION

@@ -85,7 +85,8 @@ def test_quick_ask_answers_closes_and_continues_in_the_window(qtbot: QtBot,
     assert finished.answer.strip()[:10] in quick.view.toPlainText()
     assert quick.badge.text().startswith("Local · ")
     qtbot.waitUntil(lambda: not quick.busy, timeout=5_000)
-    quick.continue_button.click()
+    with qtbot.waitSignal(hearth.window.conversation_opened, timeout=10_000):
+        quick.continue_button.click()
     assert not quick.isVisible()
     assert hearth.window.isVisible()
     assert hearth.window.conversation_id == finished.conversation_id
@@ -94,6 +95,8 @@ def test_quick_ask_answers_closes_and_continues_in_the_window(qtbot: QtBot,
     # Esc closes the popup
     hearth.quick_ask()
     assert quick.isVisible() and quick.input.text() == ""
+    # The popup takes the keyboard from the window (whose own Esc stops an answer).
+    qtbot.waitUntil(quick.isActiveWindow, timeout=5_000)
     qtbot.keyClick(quick, Qt.Key.Key_Escape)
     assert not quick.isVisible()
 

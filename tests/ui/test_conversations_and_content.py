@@ -18,7 +18,7 @@ from app.ui.markdown import render_markdown
 from app.ui.sources_panel import SourceViewer
 
 
-def _store_conversations(window: MainWindow) -> tuple[str, str]:
+def _store_conversations(qtbot: QtBot, window: MainWindow) -> tuple[str, str]:
     store = window.assistant.store
     a = store.create("Garden plans")
     store.add_message(a.id, "user", "When do I plant tulips?")
@@ -26,15 +26,22 @@ def _store_conversations(window: MainWindow) -> tuple[str, str]:
                       provider="local", tokens_per_s=33.0, completion_tokens=7)
     b = store.create("Bread")
     store.add_message(b.id, "user", "How long does sourdough rise?")
-    window.conversations.refresh()
+    refreshed(qtbot, window)
     return a.id, b.id
 
 
+def refreshed(qtbot: QtBot, window: MainWindow) -> None:
+    """Refresh the list and wait for the store's answer (read off the GUI thread)."""
+    with qtbot.waitSignal(window.conversations.refreshed, timeout=10_000):
+        window.conversations.refresh()
+
+
 def test_conversation_list_open_search_rename_delete(qtbot: QtBot, window: MainWindow) -> None:
-    a, b = _store_conversations(window)
+    a, b = _store_conversations(qtbot, window)
     assert window.conversations.titles() == ["Bread", "Garden plans"]  # newest first
-    # open: the messages and the stored badge come back
-    window.conversations.list.setCurrentRow(1)
+    # open: the messages and the stored badge come back (read off the GUI thread)
+    with qtbot.waitSignal(window.conversation_opened, timeout=10_000):
+        window.conversations.list.setCurrentRow(1)
     assert window.conversation_id == a
     transcript = window.chat.transcript()
     assert "When do I plant tulips?" in transcript and "tulip bulbs in autumn" in transcript
@@ -47,19 +54,20 @@ def test_conversation_list_open_search_rename_delete(qtbot: QtBot, window: MainW
     # rename in place (what F2 + typing does) is stored
     item = window.conversations.list.item(1)
     item.setText("Tulips")
-    assert window.assistant.store.get(a).title == "Tulips"
-    assert "Tulips" in window.conversations.titles()
+    qtbot.waitUntil(lambda: window.assistant.store.get(a).title == "Tulips", timeout=5_000)
+    qtbot.waitUntil(lambda: "Tulips" in window.conversations.titles(), timeout=5_000)
     # delete asks first; Cancel keeps it, Delete removes it and clears the view
     box = window.conversations.ask_delete(a)
     box.button(QMessageBox.StandardButton.Cancel).click()
     assert len(window.conversations.ids()) == 2
     box = window.conversations.ask_delete(a)
     box.button(QMessageBox.StandardButton.Yes).click()
-    assert window.conversations.ids() == [b]
+    qtbot.waitUntil(lambda: window.conversations.ids() == [b], timeout=5_000)
     assert window.conversation_id is None and window.chat.messages == []
     assert [c.id for c in window.assistant.store.search()] == [b]
     # new conversation: an empty view, nothing selected
-    window.conversations.list.setCurrentRow(0)
+    with qtbot.waitSignal(window.conversation_opened, timeout=10_000):
+        window.conversations.list.setCurrentRow(0)
     assert window.conversation_id == b
     window.conversations.new_button.click()
     assert window.conversation_id is None and window.chat.messages == []
@@ -154,12 +162,19 @@ def test_sources_panel_lists_citations_and_opens_them(qtbot: QtBot, window: Main
     QDesktopServices.setUrlHandler("file", catcher, "open")  # type: ignore[call-overload]
     try:
         panel.list.itemClicked.emit(panel.list.item(1))
+        qtbot.waitUntil(lambda: bool(catcher.urls), timeout=5_000)
     finally:
         QDesktopServices.unsetUrlHandler("file")
     assert [u.toLocalFile() for u in catcher.urls] == [sources[1].path]
     # a file that has gone says so
+
+    def box_shown() -> QMessageBox | None:
+        return next((b for b in QApplication.topLevelWidgets()
+                     if isinstance(b, QMessageBox) and b.isVisible()), None)
+
     panel.list.itemClicked.emit(panel.list.item(2))
-    box = next(b for b in QApplication.topLevelWidgets()
-               if isinstance(b, QMessageBox) and b.isVisible())
+    qtbot.waitUntil(lambda: box_shown() is not None, timeout=5_000)
+    box = box_shown()
+    assert box is not None
     assert "is no longer there" in box.text()
     box.close()

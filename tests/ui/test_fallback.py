@@ -78,7 +78,8 @@ def test_abandoned_text_leaves_the_view_and_the_next_answer_replaces_it(
                                            timeout_s=1.0))
         add_provider(paths, ProviderConfig("backup", "openai", backup.openai_url, "fault-model",
                                            timeout_s=5.0))
-        window.refresh_routes()
+        with qtbot.waitSignal(window.routes_refreshed, timeout=10_000):
+            window.refresh_routes()
         window.route_chooser.setCurrentIndex(window.route_chooser.findData("remote-first"))
         window.input.setPlainText("Hello?")
         with qtbot.waitSignal(window.answer_finished, timeout=30_000) as done:
@@ -130,7 +131,8 @@ def test_quick_ask_shows_the_fallback_and_the_remote_badge(
 def test_the_route_chooser_decides_who_answers(
         qtbot: QtBot, hearth: Any, remote: FaultServer) -> None:
     window = hearth.window
-    window.refresh_routes()
+    with qtbot.waitSignal(window.routes_refreshed, timeout=10_000):
+        window.refresh_routes()
     assert [window.route_chooser.itemData(i) for i in range(window.route_chooser.count())] == [
         "auto", "local-only", "remote-first", "faulty"]
     # The routing.policy setting moves the chooser with it.

@@ -135,6 +135,15 @@ class IndexProcess:
             raise HearthError("The index did not answer in time.") from None
         return list(value) if isinstance(value, list) else []
 
+    def embed_question(self, question: str) -> list[float]:
+        """A question's vector for the answer cache, made by the index process."""
+        future = self.call(p.EmbedQuestion(question))
+        try:
+            value = future.result(timeout=SEARCH_TIMEOUT_S)
+        except TimeoutError:
+            raise HearthError("The index did not answer in time.") from None
+        return list(value) if isinstance(value, list) else []
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ask the process to finish its batch and close the index; wait for it
         (and end it if it does not end in `timeout_s`)."""

@@ -127,7 +127,8 @@ class IndexHost:
             p.Open: self.open, p.AddFolder: self.add_folder, p.UpdateFolder: self.update_folder,
             p.RemoveFolder: self.remove_folder, p.SetFolderPaused: self.set_folder_paused,
             p.Reindex: self.reindex, p.Refresh: self.refresh, p.SetPaused: self.set_paused,
-            p.Search: self.search, p.ApplySettings: self.apply_settings,
+            p.Search: self.search, p.EmbedQuestion: self.embed_question,
+            p.ApplySettings: self.apply_settings,
         }
 
     # -- life -----------------------------------------------------------------------
@@ -243,6 +244,13 @@ class IndexHost:
                 self._start_watcher()
         else:
             self.open()
+
+    def embed_question(self, r: p.EmbedQuestion) -> list[float]:
+        from app.core.answer_cache import embed_question
+        from app.core.knowledge.base import shared_embedder
+
+        return embed_question(shared_embedder(self.settings["knowledge.embed_threads"]),
+                              r.question)
 
     def search(self, r: p.Search) -> list[Result]:
         """On the search thread while this process writes (Chroma in this
@@ -429,7 +437,7 @@ def dispatch(conn: Connection, host: IndexHost, send: Sender) -> None:
                               traceback.format_exc()))
         else:
             send(p.CallDone(call_id, cast("str | list[Result] | None", value)))
-            if not isinstance(request, p.Search):
+            if not isinstance(request, p.Search | p.EmbedQuestion):
                 host.emit_folders()
 
     try:
@@ -462,7 +470,8 @@ def dispatch(conn: Connection, host: IndexHost, send: Sender) -> None:
                 request = p.ApplySettings(tuple(kv for kv in request.values if kv[0] in changed))
             # Searches go beside the calls only while this process writes
             # (see IndexHost.search).
-            pool = searches if isinstance(request, p.Search) and host.writing else calls
+            pool = searches if isinstance(request, p.Search | p.EmbedQuestion) and host.writing \
+                else calls
             pool.submit(run, message.call_id, handler, request)
     finally:
         host.stopping = True

@@ -156,6 +156,14 @@ class Search:
 
 
 @dataclass(frozen=True)
+class EmbedQuestion:
+    """A question's vector for the answer cache, made where the embedder
+    already runs (the window process never loads the ONNX model)."""
+
+    question: str
+
+
+@dataclass(frozen=True)
 class ApplySettings:
     """New values of settings the index process reads (see INDEX_SETTINGS)."""
 
@@ -167,7 +175,7 @@ class ApplySettings:
 
 
 Request = (Open | AddFolder | UpdateFolder | RemoveFolder | SetFolderPaused | Reindex | Refresh
-           | SetPaused | Search | ApplySettings)
+           | SetPaused | Search | EmbedQuestion | ApplySettings)
 
 
 @dataclass(frozen=True)

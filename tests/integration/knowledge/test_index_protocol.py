@@ -125,6 +125,10 @@ def test_every_request_goes_through_the_real_dispatcher(window: Window, tmp_path
 
     hits = done(window.call(p.Search("lamp budget meeting", 10)))
     assert isinstance(hits, list) and len(hits) == 4
+    # The answer cache's question vector comes from the same embedder.
+    vector = done(window.call(p.EmbedQuestion("What is the lamp budget?")))
+    assert isinstance(vector, list) and len(vector) == 384
+    assert abs(sum(x * x for x in vector) - 1.0) < 1e-3
     assert done(window.call(p.UpdateFolder(str(docs), (), ("*.txt",), False))) == (
         f"Saved the settings of {docs}.")
     reread = done(window.call(p.Reindex(str(docs))))

@@ -28,6 +28,7 @@ REQUESTS: list[p.Request] = [
     p.UpdateFolder("/notes", (), ("*.tmp",), False), p.RemoveFolder("/notes"),
     p.SetFolderPaused("/notes", True), p.Reindex("/notes"), p.Refresh(), p.SetPaused(True),
     p.Search("lamp budget", 4, ("/notes",), "*.md", True, 2), p.Search("lamp budget"),
+    p.EmbedQuestion("What is the lamp budget?"),
     p.ApplySettings.of({"knowledge.top_k": 2, "knowledge.mmr": True}),
 ]
 EVENTS: list[object] = [
