@@ -26,11 +26,12 @@ _CODE = (".py", ".pyc", ".so", ".pth", ".pyi")
 
 
 # Known places that still write a small settings file on the GUI thread when
-# the user saves a setting (settings.toml, providers.toml): each is a few
-# hundred bytes through an atomic write. Moving Settings' writes to a
-# background writer removes these; until then they are the only exceptions.
+# the user saves a setting (settings.toml, providers.toml, the autostart
+# entry): each is a few hundred bytes through an atomic write. Moving these
+# writes to a background writer removes them; until then they are the only
+# exceptions.
 ALLOWED = (
-    "settings_dialog.py", "providers_page.py", "app.py:set_offline",
+    "settings_dialog.py", "providers_page.py", "app.py:set_offline", "autostart.py",
 )
 
 
