@@ -232,3 +232,33 @@ def test_hearth_ask_says_the_answer_is_an_earlier_one_and_the_cache_commands(
     assert cli.main(["cache", "clear"]) == 0
     assert capsys.readouterr().out.startswith("Cleared 1 cached answer;")
     assert assistant.cache.status().entries == 0
+
+
+def test_the_real_watcher_seeing_an_edit_of_its_file_makes_a_miss_and_of_another_not(
+        settings: Settings, paths: Paths, docs: Path) -> None:
+    from app.core.knowledge import progress as ev
+    from app.core.knowledge.watcher import Watcher
+    from tests.kb_helpers import wait_for
+
+    seen: list[object] = []
+
+    def indexed(path: Path) -> int:
+        return sum(isinstance(e, ev.FileDone) and e.path == str(path) for e in seen)
+
+    with KnowledgeBase(paths, settings, writer=True) as kb:
+        watcher = Watcher(kb, seen.append, debounce_s=0.2, reconcile_s=None)
+        watcher.start()
+        assert watcher.ready.wait(60)
+        assistant = Assistant(settings, paths, knowledge=kb)
+        try:
+            first_answer(assistant)
+            garden, recipes = docs / "garden.md", docs / "recipes.md"
+            garden.write_text(garden.read_text() + "\nTomatoes like sun.\n")
+            wait_for(lambda: indexed(garden) >= 1, what="the watcher re-indexing garden.md")
+            assert ask(assistant, FLOUR_AGAIN).trace.cache == "hit"  # type: ignore[union-attr]
+            recipes.write_text(recipes.read_text().replace("200 g", "250 g"))
+            wait_for(lambda: indexed(recipes) >= 1, what="the watcher re-indexing recipes.md")
+            assert ask(assistant, FLOUR_AGAIN).trace.cache == "miss"  # type: ignore[union-attr]
+        finally:
+            assistant.close()
+            watcher.stop()
