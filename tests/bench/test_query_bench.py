@@ -1,6 +1,7 @@
 """Query latency of the hybrid search (Chroma vectors + FTS5 BM25, fused,
-MMR on, k = 8) on an index of ≥ 50,000 chunks of real text, with the query's
-own embedding included in the time. Target p95 ≤ 50 ms.
+default settings, k = 10) on an index of ≥ 50,000 chunks of real text, with
+the query's own embedding included in the time. Target p95 ≤ 50 ms; it also
+prints where the time goes (each stage timed alone on the same questions).
 
 The index is built by Hearth's own indexer from real files on this machine
 (Debian package documentation, Python stdlib sources) with real embeddings;
@@ -18,11 +19,15 @@ import shutil
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from app.core.knowledge import retriever
 from app.core.knowledge.base import KnowledgeBase
+from app.core.knowledge.chunker import chunk_document
+from app.core.knowledge.loaders import LoadError, load
 from app.paths import Paths
 from app.settings import Settings
 from tests.bench.corpus import real_files
@@ -30,6 +35,8 @@ from tests.bench.figures import Record
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(7200)]
 TARGET = int(os.environ.get("BENCH_QUERY_CHUNKS", "50000"))
+K = 10
+P95_MS = 50.0
 CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "hearth-bench"))
 
 
@@ -44,6 +51,8 @@ def _build(paths: Paths, settings: Settings, corpus: Path) -> int:
         # Copy real files until they make enough chunks (about 1 per 450 bytes).
         total = 0
         for i, src in enumerate(real_files(200_000, max_bytes=256 * 1024, exact=False)):
+            if not _indexable(src, kb.embedder):
+                continue
             dest = corpus / f"d{i // 200:04d}" / f"{i}-{src.name}"
             dest.parent.mkdir(exist_ok=True)
             shutil.copyfile(src, dest)
@@ -56,6 +65,18 @@ def _build(paths: Paths, settings: Settings, corpus: Path) -> int:
         print(f"\nbuilt the query index: {stats.indexed:,} files, {stats.chunks_embedded:,} "
               f"chunks embedded in {time.perf_counter() - t:.0f} s")
         return int(kb.manifest.counts()["chunks"])
+
+
+def _indexable(src: Path, embedder: Any) -> bool:
+    """Whether every passage the chunker cuts from the file fits what the model
+    reads: some Markdown tables still come out longer, and the indexer then
+    stops the whole scan."""
+    try:
+        doc = load(str(src), src.read_bytes())
+    except (LoadError, OSError):
+        return True  # the indexer lists it as skipped and goes on
+    texts = [c.text for c in chunk_document(doc, embedder)]
+    return all(n + 2 <= embedder.max_tokens for n in embedder.count(texts))
 
 
 def test_query_latency(record: Record) -> None:
@@ -77,18 +98,14 @@ def test_query_latency(record: Record) -> None:
                     "parse command line arguments", "copyright holders and years",
                     "open a socket and send data"]
         for q in queries[:10]:  # warm up (model session, caches)
-            kb.search(q, 8)
+            kb.search(q, K)
         times = []
         for q in queries:
             t = time.perf_counter()
-            results = kb.search(q, 8)
+            results = kb.search(q, K)
             times.append(time.perf_counter() - t)
             assert results
-        embed = []
-        for q in queries[:50]:
-            t = time.perf_counter()
-            kb.retriever.embed_query(q)
-            embed.append(time.perf_counter() - t)
+        stages = _stages(kb, queries)
         # How much the approximate (HNSW) vector search finds of the exact top 8.
         assert kb.vectors is not None
         ids = sorted(kb.vectors.all_ids())
@@ -100,12 +117,52 @@ def test_query_latency(record: Record) -> None:
             exact = {ids[i] for i in np.argsort(-(matrix @ qv))[:8]}
             approx = set(kb.vectors.query(qv, 8)[0])
             recall.append(len(exact & approx) / 8)
-    q95 = statistics.quantiles(times, n=20)[18]
-    print(f"\nhybrid query latency, k = 8, MMR on, {chunks:,} chunks, {len(times)} queries, "
+    q95 = statistics.quantiles(times, n=20)[18] * 1000
+    print(f"\nhybrid query latency, k = {K}, {chunks:,} chunks, {len(times)} queries, "
           f"{os.cpu_count()} CPUs: p50 {statistics.median(times) * 1000:.1f} ms, "
-          f"p95 {q95 * 1000:.1f} ms (query embedding alone: p50 "
-          f"{statistics.median(embed) * 1000:.1f} ms); Chroma HNSW recall@8 against exact "
-          f"search: {statistics.mean(recall):.3f}")
-    record(f"query latency p95 at {TARGET:,} passages (hybrid, k = 8)", q95 * 1000, "ms",
-           at_most=50, note=f"{chunks:,} passages, query embedding included")
-    assert q95 <= 0.050
+          f"p95 {q95:.1f} ms; Chroma HNSW recall@8 against exact search: "
+          f"{statistics.mean(recall):.3f}")
+    print("each stage alone, p50 / p95 ms: " + "; ".join(
+        f"{name} {statistics.median(v) * 1000:.1f} / "
+        f"{statistics.quantiles(v, n=20)[18] * 1000:.1f}" for name, v in stages.items()))
+    record(f"query latency p95 at {TARGET:,} passages (hybrid, k = {K})", q95, "ms",
+           at_most=P95_MS, note=f"{chunks:,} passages, query embedding included")
+    assert q95 <= P95_MS, f"p95 {q95:.1f} ms is over {P95_MS:.0f} ms"
+
+
+def _stages(kb: KnowledgeBase, queries: list[str]) -> dict[str, list[float]]:
+    """Each stage of a search timed on its own, as the retriever does it (in a
+    search the keyword side runs beside the embedding and the vector search)."""
+    r = kb.retriever
+    assert kb.vectors is not None
+    n = max(4 * K, retriever.CANDIDATES)
+    out: dict[str, list[float]] = {k: [] for k in (
+        "embedding", "vector search", "keyword search", "passages of documents",
+        "candidate vectors", "passage rows")}
+    for q in queries:
+        t = time.perf_counter()
+        qv = r.embed_query(q)
+        out["embedding"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ids = kb.vectors.query(qv, n, embeddings=False)[0]
+        out["vector search"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        keyword, documents = r._keyword(q, n, None, None)
+        out["keyword search"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        found = set(ids) | {c for c, _ in keyword}
+        seen = {h.path for h in kb.manifest.hits(list(found)).values()}
+        unseen = [p for p, _ in documents if p not in seen][:max(2 * K, retriever.BACKGROUND_RANK)]
+        of_path = kb.manifest.chunk_ids_of_paths(unseen)
+        out["passages of documents"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        keep = retriever.UNSEEN_PASSAGES
+        long = [c for cs in of_path.values() if len(cs) > keep for c in cs]
+        got = kb.vectors.vectors(long + [c for c, _ in keyword if c not in set(ids)])
+        out["candidate vectors"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        kept = [c for cs in of_path.values() for c in sorted(
+            cs, key=lambda c: float(got[c] @ qv) if c in got else 2.0, reverse=True)[:keep]]
+        kb.manifest.hits(list(found) + kept)
+        out["passage rows"].append(time.perf_counter() - t)
+    return out

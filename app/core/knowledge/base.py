@@ -28,9 +28,11 @@ from app.core.knowledge.store import (
     IndexBusyError,
     IndexError_,
     Manifest,
+    VectorCache,
     VectorStore,
     compare,
     knowledge_dir,
+    vector_cache_path,
 )
 from app.paths import Paths
 from app.settings import Settings
@@ -71,6 +73,7 @@ class KnowledgeBase:
         self.writer = writer
         self._lock: Any = None
         self._client: Any = None  # Chroma's client, closed with this knowledge base
+        self._cache: VectorCache | None = None  # the local copy of the vectors
         paths.ensure(paths.data_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if writer:
@@ -80,6 +83,8 @@ class KnowledgeBase:
             self.embedder = embedder or shared_embedder(settings["knowledge.embed_threads"])
             self._open_vectors()
         except BaseException:
+            if self._cache is not None:
+                self._cache.close()
             self._close_client()
             self._release_lock()
             raise
@@ -120,6 +125,8 @@ class KnowledgeBase:
                 self.vectors: VectorStore | None = VectorStore(client, name, create=False)
             except Exception:
                 self.vectors = None  # nothing indexed yet with this model
+            else:
+                self.vectors.cache = self._vector_cache(name)
             return
         previous = self.manifest.get_meta("embedder_id")
         if previous is not None and previous != self.embedder.id:
@@ -129,10 +136,13 @@ class KnowledgeBase:
                         self.embedder.id)
             with contextlib.suppress(Exception):
                 client.delete_collection("hearth-" + previous)
+            old_cache = vector_cache_path(self.dir, "hearth-" + previous)
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(old_cache) + suffix).unlink(missing_ok=True)
             with self.manifest.tx() as db:
                 db.execute("DELETE FROM chunks")
                 db.execute("UPDATE files SET status = 'pending', hash = NULL, chunk_count = 0")
-        self.vectors = VectorStore(client, name)
+        self.vectors = VectorStore(client, name, cache=self._vector_cache(name))
         self.manifest.set_meta("embedder_id", self.embedder.id)
         self.rechunking = self._upgrade_chunks()
         # "0" while a writer has the index open: finding it at start means the
@@ -141,6 +151,11 @@ class KnowledgeBase:
         self.needs_repair = self.manifest.get_meta("writer_clean") == "0" or bool(
             self.manifest.query("SELECT 1 FROM files WHERE status = 'indexing' LIMIT 1"))
         self.manifest.set_meta("writer_clean", "0")
+
+    def _vector_cache(self, collection_name: str) -> VectorCache:
+        if self._cache is None:
+            self._cache = VectorCache(vector_cache_path(self.dir, collection_name))
+        return self._cache
 
     def _upgrade_chunks(self) -> int:
         """When passages are now cut differently, every indexed file is read
@@ -166,6 +181,9 @@ class KnowledgeBase:
             except Exception:
                 log.exception("could not mark the index closed")
         self.manifest.close()
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
         self._close_client()
         self._release_lock()
 
@@ -260,6 +278,11 @@ class KnowledgeBase:
         if self.needs_repair:
             self.indexer.repair()
             self.needs_repair = False
+            assert self.vectors is not None
+            self.vectors.fill_cache()
+        elif self.vectors is not None and not self.vectors.cache_complete():
+            # An index made before the local copy of its vectors existed.
+            self.vectors.fill_cache()
         return self.indexer.reconcile(folders if folders is not None else self.folders(),
                                       progress)
 

@@ -28,6 +28,10 @@ MAX_TOKENS = 256  # what all-MiniLM-L6-v2 reads, [CLS] and [SEP] included
 # chunks: 512 per thread ran 1.3x faster than Chroma's 32 × 256 = 8192 tokens).
 BATCH_TOKENS_PER_THREAD = 512
 MAX_BATCH = 128
+# A batch this small (a question) runs on one thread: splitting it gains less
+# than waking a second thread costs, and that thread may be busy with the
+# keyword search that runs beside the question's embedding.
+ONE_THREAD_TOKENS = 128
 
 
 class EmbedderError(HearthError):
@@ -127,28 +131,33 @@ class MiniLMEmbedder:
         self.tokenizer = load_tokenizer(self.files.tokenizer)
         digest = hashlib.sha256(self.files.onnx.read_bytes()).hexdigest()[:12]
         self.id = f"all-minilm-l6-v2-int8-{digest}"
-        self._session: Any = None
+        self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     @property
     def session(self) -> Any:
+        return self._session(self.threads)
+
+    def _session(self, threads: int) -> Any:
+        """One onnxruntime session per thread count, made on first use and kept."""
         with self._lock:
-            if self._session is None:
+            session = self._sessions.get(threads)
+            if session is None:
                 import onnxruntime as ort
 
                 so = ort.SessionOptions()
                 so.log_severity_level = 3
                 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                so.intra_op_num_threads = self.threads
+                so.intra_op_num_threads = threads
                 so.inter_op_num_threads = 1
                 # Idle workers sleep instead of spinning: the indexer pauses
                 # between runs for an answer, and spinning threads would keep
                 # the cores from it (measured on 2 busy cores: no slower).
                 so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._session = ort.InferenceSession(
+                session = self._sessions[threads] = ort.InferenceSession(
                     str(self.files.onnx), sess_options=so, providers=["CPUExecutionProvider"]
                 )
-            return self._session
+            return session
 
     # -- TokenCounter --------------------------------------------------------------
 
@@ -199,7 +208,6 @@ class MiniLMEmbedder:
             )
         out = np.empty((len(encs), self.dim), dtype=np.float32)
         order = np.argsort(lengths, kind="stable")
-        session = self.session
         budget = BATCH_TOKENS_PER_THREAD * self.threads
         start = 0
         while start < len(order):
@@ -218,6 +226,8 @@ class MiniLMEmbedder:
                 mask[row, :n] = 1
             if between is not None:
                 between()
+            session = self._session(1 if len(idx) * width <= ONE_THREAD_TOKENS
+                                    else self.threads)
             hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
                                         "token_type_ids": np.zeros_like(ids)})[0]
             out[idx] = pool_and_normalise(hidden, mask)

@@ -34,6 +34,8 @@ MMR_LAMBDA = 0.7
 # file holds the question's words, BM25 gives them all next to nothing.
 SCALE_FLOOR = 0.25
 KEYWORD_MIN_SPAN = 1.0
+# Passages a document found only as a whole brings at least (see search).
+UNSEEN_PASSAGES = 3
 # See Result.relevant (calibrated on a scientific-claims benchmark and on small talk).
 BACKGROUND_RANK = 20
 RELEVANCE_MARGIN = 0.04
@@ -164,8 +166,22 @@ class Retriever:
         # time, not answers.)
         unseen = [p for p in doc_score if p not in seen][:max(2 * k, BACKGROUND_RANK)]
         if unseen:
-            extra = [c for ids in self.manifest.chunk_ids_of_paths(unseen).values() for c in ids]
-            hits.update(self.manifest.hits(extra))
+            of_path = self.manifest.chunk_ids_of_paths(unseen)
+            keep = max(per_file, UNSEEN_PASSAGES)
+            if qv is not None and self.vectors is not None and any(
+                    len(ids) > keep for ids in of_path.values()):
+                # A long document brings only its passages closest to the
+                # question: none of its passages matched by keyword, so these
+                # decide both its vector score and which passages it shows,
+                # and reading all of them is most of a search's time.
+                vecs.update(self.vectors.vectors(
+                    [c for ids in of_path.values() if len(ids) > keep for c in ids]))
+                for path, ids in of_path.items():
+                    if len(ids) > keep:
+                        of_path[path] = sorted(
+                            ids, key=lambda c: float(vecs[c] @ qv) if c in vecs else 2.0,
+                            reverse=True)[:keep]
+            hits.update(self.manifest.hits([c for ids in of_path.values() for c in ids]))
         candidates = list(hits)
         if self.vectors is not None:
             # Keyword hits the vector index did not return get their vectors

@@ -534,14 +534,80 @@ def _statements(script: str) -> Iterator[str]:
         yield buf.strip()
 
 
+class VectorCache(SQLiteFile):
+    """A local copy of a collection's vectors by chunk id (SQLite, beside the
+    manifest), so a search reads the vectors of the passages it found by
+    keyword without a round trip through Chroma. Only a copy: an id it lacks
+    is asked of Chroma, and it can be filled again from Chroma at any time. A
+    chunk id comes from the chunk's content, so the vector under an id never
+    changes, and an id left over after a crash is harmless."""
+
+    NOT_A = "vector cache"
+    NAME = "vector cache"
+    FOLDER = "index folder"
+    BUSY_TIMEOUT_MS = 10000
+    SYNCHRONOUS = "NORMAL"
+
+    def _migrate(self) -> None:
+        # Rows with their own rowid (not WITHOUT ROWID): a 1.5 kB vector beside
+        # its id in the key's b-tree would spread the ids over many pages.
+        # Read through mmap: a search looks up a few hundred scattered rows.
+        self._db.execute(f"PRAGMA mmap_size={1 << 30}")
+        with self.tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS vectors (id TEXT PRIMARY KEY, "
+                       "vector BLOB NOT NULL)")
+
+    def put(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        rows = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                           ((i, rows[k].tobytes()) for k, i in enumerate(ids)))
+
+    def get(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for k in range(0, len(ids), 500):
+            part = list(ids[k:k + 500])
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT id, vector FROM vectors WHERE id IN ({','.join('?' * len(part))})",
+                    part).fetchall()
+            for r in rows:
+                out[r[0]] = np.frombuffer(r[1], dtype=np.float32)
+        return out
+
+    def delete(self, ids: Sequence[str]) -> None:
+        with self.tx() as db:
+            for k in range(0, len(ids), 500):
+                part = list(ids[k:k + 500])
+                db.execute(f"DELETE FROM vectors WHERE id IN ({','.join('?' * len(part))})",
+                           part)
+
+    def ids(self) -> set[str]:
+        return {r[0] for r in self.query("SELECT id FROM vectors")}
+
+    def count(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM vectors")[0][0])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+
+def vector_cache_path(directory: Path, collection_name: str) -> Path:
+    return directory / f"{collection_name}.vectors.sqlite3"
+
+
 class VectorStore:
     """One Chroma collection of chunk vectors; embeddings are always given by
     Hearth (the collection has no embedding function, so Chroma never tries to
-    download one)."""
+    download one). With a `cache`, every vector written is also kept there,
+    and vectors are read from it first."""
 
-    def __init__(self, client: Any, collection_name: str, create: bool = True) -> None:
+    def __init__(self, client: Any, collection_name: str, create: bool = True,
+                 cache: VectorCache | None = None) -> None:
         self.client = client
         self.name = collection_name
+        self.cache = cache
         if create:
             self.collection = client.get_or_create_collection(
                 collection_name, embedding_function=None,
@@ -603,6 +669,10 @@ class VectorStore:
                 ids=list(ids[k:k + self.max_batch]), embeddings=vectors[k:k + self.max_batch],
                 documents=list(documents[k:k + self.max_batch]),
                 metadatas=list(metadatas[k:k + self.max_batch]))
+        if self.cache is not None:
+            # After Chroma: a crash in between leaves the copy short (read from
+            # Chroma instead), never holding a vector Chroma lacks for long.
+            self.cache.put(ids, vectors)
 
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         for k in range(0, len(ids), self.max_batch):
@@ -611,17 +681,40 @@ class VectorStore:
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
+        if self.cache is not None and ids:
+            self.cache.delete(ids)
         for k in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=ids[k:k + self.max_batch])
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for k in range(0, len(ids), self.max_batch):
-            got = self.collection.get(ids=list(ids[k:k + self.max_batch]),
+        out = self.cache.get(ids) if self.cache is not None else {}
+        rest = [i for i in ids if i not in out] if out else list(ids)
+        for k in range(0, len(rest), self.max_batch):
+            got = self.collection.get(ids=list(rest[k:k + self.max_batch]),
                                       include=["embeddings"])
             for i, v in zip(got["ids"], got["embeddings"], strict=True):
                 out[i] = np.asarray(v, dtype=np.float32)
         return out
+
+    def fill_cache(self) -> int:
+        """Make the local copy hold exactly Chroma's vectors (after a crash, or
+        for an index made before there was a copy). Returns how many vectors
+        were copied."""
+        if self.cache is None:
+            return 0
+        have = self.cache.ids()
+        stored = self.all_ids()
+        self.cache.delete(list(have - stored))
+        missing = sorted(stored - have)
+        for k in range(0, len(missing), self.max_batch):
+            got = self.collection.get(ids=missing[k:k + self.max_batch], include=["embeddings"])
+            if len(got["ids"]):
+                self.cache.put(got["ids"], np.asarray(got["embeddings"], dtype=np.float32))
+        return len(missing)
+
+    def cache_complete(self) -> bool:
+        """Whether the local copy holds as many vectors as Chroma (a cheap check)."""
+        return self.cache is None or self.cache.count() == self.count()
 
     def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None,
               embeddings: bool = True) -> tuple[list[str], list[float], np.ndarray | None]:
