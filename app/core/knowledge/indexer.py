@@ -416,6 +416,17 @@ class Indexer:
         stats.problems.append((path, reason))
         progress(ev.FileFailed(path, status, reason))
 
+    def _readable(self, texts: list[str]) -> list[str]:
+        """What the embedding model reads of each passage. A passage the
+        chunker made a little longer than the model reads (a table whose
+        joined rows tokenise longer than their parts) is embedded from its
+        head; its whole text is still stored, shown and found by keyword.
+        Refusing it would stop the whole run over one file."""
+        room = self.embedder.max_tokens - 2  # [CLS] and [SEP]
+        counts = self.embedder.count(texts)
+        return [t if n <= room else self.embedder.split(t, room)[0]
+                for t, n in zip(texts, counts, strict=True)]
+
     def _commit(self, batch: list[_Prepared], stats: ev.Stats, progress: ev.Progress,
                 embed_total: list[int]) -> None:
         with self._lock:
@@ -464,7 +475,7 @@ class Indexer:
             started = time.perf_counter()
             for k in range(0, len(to_embed), EMBED_STEP):
                 rows = to_embed[k:k + EMBED_STEP]
-                texts = [new[r][0].chunks[new[r][1]].text for r in rows]
+                texts = self._readable([new[r][0].chunks[new[r][1]].text for r in rows])
                 vectors[rows] = self.embedder.embed(texts, between_runs)
                 embed_total[0] += len(rows)
                 progress(ev.Embedding(embed_total[0], embed_total[1]))
