@@ -50,7 +50,8 @@ def test_a_cached_answer_is_marked_and_ask_again_answers_anew(
         badge = badge_text(AnswerInfo.from_state(window.session.state))
         assert "from earlier answer" in badge and answer.badge.text() == badge
         # The stored conversation, opened again, says the same.
-        window.open_conversation(done.conversation_id)
+        with qtbot.waitSignal(window.conversation_opened, timeout=10_000):
+            window.open_conversation(done.conversation_id)
         reopened = window.chat.last("assistant")
         assert reopened is not None and reopened.note_text == "From earlier answer"
         with qtbot.wait_signal(window.answer_finished, timeout=120_000) as again:
