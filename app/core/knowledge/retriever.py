@@ -299,11 +299,13 @@ def _scaled(scores: Mapping[str, float | None], over: Collection[str] | None = N
         return {}
     lo, hi = min(ref), max(ref)
     # Scores that hardly differ (a word every file holds) must not be spread
-    # over the whole 0..1: the range is at least SCALE_FLOOR of the best one.
+    # over the whole 0..1: the range is at least SCALE_FLOOR of the best one,
+    # reaching down from the best, which always scores 1 (a single match, the
+    # only file holding a rare word, is the best one, not the worst).
     span = max(hi - lo, SCALE_FLOOR * hi, min_span)
     if span <= 0:
         return {c: 1.0 if v >= hi else 0.0 for c, v in vals.items()}
-    return {c: min(1.0, max(0.0, (v - lo) / span)) for c, v in vals.items()}
+    return {c: min(1.0, max(0.0, 1.0 - (hi - v) / span)) for c, v in vals.items()}
 
 
 def _mmr(ranked: list[str], fused: dict[str, float], vecs: dict[str, np.ndarray], k: int
