@@ -123,9 +123,9 @@ def _add_through_running(args: argparse.Namespace, busy: str) -> int:
     watcher notices new folders within seconds and indexes them."""
     kb = _open(writer=False)
     try:
-        from app.core.knowledge.base import _writer_pid
+        from app.core.knowledge.base import writer_pid
 
-        pid = _writer_pid(kb.dir)
+        pid = writer_pid(kb.dir)
         folder = kb.add_folder(args.path, args.include, args.exclude, args.local_only)
         if pid is None:
             return fail(busy)
@@ -330,7 +330,7 @@ class Reporter:
             self.chunks += event.done if step < 0 else step
             self._embedded_in_run = event.done
             self._update(phase="embedding", current=f"chunks {event.done:,}/{event.total:,}")
-        elif isinstance(event, ev.Finished) and self.follow:
+        elif isinstance(event, ev.RunDone) and self.follow:
             s = event.stats
             if s.indexed or s.removed or s.failed or s.skipped:
                 self._print(f"up to date: {s.indexed:,} indexed, {s.removed:,} removed, "

@@ -26,7 +26,7 @@ from app.core.knowledge.store import (
     SKIPPED,
     Folder,
     IndexBusyError,
-    IndexError_,
+    KnowledgeIndexError,
     Manifest,
     VectorCache,
     VectorStore,
@@ -230,7 +230,7 @@ class KnowledgeBase:
     @property
     def indexer(self) -> Indexer:
         if not self.writer:
-            raise IndexError_("This knowledge base was opened for reading only.")
+            raise KnowledgeIndexError("This knowledge base was opened for reading only.")
         if self._indexer is None:
             assert self.vectors is not None
             # Every writer (the CLI, the window's index process, the watcher)
@@ -245,15 +245,15 @@ class KnowledgeBase:
         """Record a folder to watch (indexing it is `reconcile`'s job)."""
         p = normalise_folder(path)
         if not os.path.isdir(p):
-            raise IndexError_(f"{p} is not a folder.")
+            raise KnowledgeIndexError(f"{p} is not a folder.")
         for f in self.manifest.folders():
             if f.path == p:
                 continue
             if p.startswith(f.path.rstrip(os.sep) + os.sep):
-                raise IndexError_(f"{p} is inside {f.path}, which is already indexed; "
+                raise KnowledgeIndexError(f"{p} is inside {f.path}, which is already indexed; "
                                   "use --include/--exclude on that folder instead.")
             if f.path.startswith(p.rstrip(os.sep) + os.sep):
-                raise IndexError_(f"{p} contains {f.path}, which is already indexed; "
+                raise KnowledgeIndexError(f"{p} contains {f.path}, which is already indexed; "
                                   f"remove it first (hearth index remove {f.path}).")
         return self.manifest.upsert_folder(p, include, exclude, local_only)
 
@@ -295,7 +295,8 @@ class KnowledgeBase:
         p = normalise_folder(path)
         folder = self.manifest.folder(p)
         if folder is None:
-            raise IndexError_(f"{p} is not an indexed folder; `hearth index status` lists them.")
+            raise KnowledgeIndexError(
+                f"{p} is not an indexed folder; `hearth index status` lists them.")
         return folder
 
     @property
@@ -344,7 +345,7 @@ class KnowledgeBase:
                         "SELECT path, status, error FROM files WHERE folder_id = ? AND status "
                         "IN (?, ?) ORDER BY path", (f.id, SKIPPED, FAILED))]
             out_folders.append(item)
-        pid = _writer_pid(self.dir)
+        pid = writer_pid(self.dir)
         return {
             "to_repair": self._to_repair(pid),
             "folders": out_folders,
@@ -375,7 +376,7 @@ class KnowledgeBase:
         return compare(self.manifest, self.vectors).passages
 
 
-def _writer_pid(directory: Path) -> int | None:
+def writer_pid(directory: Path) -> int | None:
     try:
         pid = int((directory / "writer.pid").read_text().strip())
     except (OSError, ValueError):
@@ -386,6 +387,6 @@ def _writer_pid(directory: Path) -> int | None:
 
 
 def _pid_note(directory: Path) -> str:
-    pid = _writer_pid(directory)
+    pid = writer_pid(directory)
     return f" (pid {pid})" if pid else ""
 

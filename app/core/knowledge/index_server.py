@@ -81,12 +81,12 @@ class Tracker:
                 self._done += 1
                 self._failed += 1
                 self._current = ""
-            elif isinstance(event, ev.Finished):
+            elif isinstance(event, ev.RunDone):
                 force = True
                 self._current = self._scanning = ""
             snapshot = p.Activity(min(self._done, self._total), self._total, self._current,
                                   self._failed, self._scanning)
-            if isinstance(event, ev.Finished):
+            if isinstance(event, ev.RunDone):
                 self._done = self._total = self._failed = 0
             now = time.monotonic()
             # The end of the work always goes out: the window shows "up to
@@ -98,7 +98,7 @@ class Tracker:
             self._emit(snapshot)
         if isinstance(event, ev.FolderUnavailable):
             self._problem(f"{event.folder}: {event.reason}")
-        elif isinstance(event, ev.Finished):
+        elif isinstance(event, ev.RunDone):
             self._finished(event.stats)
 
 
@@ -154,7 +154,7 @@ class IndexHost:
     def open(self, request: p.Open | None = None, force: bool = False) -> None:
         """Open the index as its writer and follow the folders; read only while
         another process writes. Cheap when no folder was ever added."""
-        from app.core.knowledge.base import _writer_pid
+        from app.core.knowledge.base import writer_pid
         from app.core.knowledge.location import has_folders, knowledge_dir
         from app.core.knowledge.store import IndexBusyError
 
@@ -170,7 +170,7 @@ class IndexHost:
             kb = self._switch(writer=True)
         except IndexBusyError:
             self._switch(writer=False)
-            pid = _writer_pid(knowledge_dir(self.paths))
+            pid = writer_pid(knowledge_dir(self.paths))
             who = f" (pid {pid})" if pid else ""
             self._state(p.IndexState.BUSY,
                         f"Index: kept up to date by another Hearth process{who}")

@@ -167,7 +167,7 @@ class Indexer:
                 continue
             total.add(self._reconcile_folder(folder, progress))
         total.seconds = time.perf_counter() - started
-        progress(ev.Finished(total))
+        progress(ev.RunDone(total))
         return total
 
     def _reconcile_folder(self, folder: Folder, progress: ev.Progress) -> ev.Stats:

@@ -77,12 +77,12 @@ class Stats:
 
 
 @dataclass(frozen=True)
-class Finished:
+class RunDone:
     stats: Stats
 
 
 ProgressEvent = (Scanning | Scanned | FolderUnavailable | FileStarted | Embedding | FileDone
-                 | FileFailed | FileRemoved | Finished)
+                 | FileFailed | FileRemoved | RunDone)
 Progress = Callable[[ProgressEvent], None]
 
 

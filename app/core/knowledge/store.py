@@ -109,11 +109,13 @@ INDEXED, PENDING, INDEXING, SKIPPED, FAILED, IGNORED = (
     "indexed", "pending", "indexing", "skipped", "failed", "ignored")
 
 
-class IndexError_(HearthError):
+class KnowledgeIndexError(HearthError):
+    """Something about the index of the user's folders, in one sentence."""
+
     reason = "index"
 
 
-class IndexBusyError(IndexError_):
+class IndexBusyError(KnowledgeIndexError):
     reason = "index_busy"
 
 
@@ -187,7 +189,7 @@ class Manifest(SQLiteFile):
     BUSY_TIMEOUT_MS = 10000
     SYNCHRONOUS = "NORMAL"
 
-    def __init__(self, path: Path, readonly: bool = False) -> None:
+    def __init__(self, path: Path) -> None:
         self._df_cache: dict[str, int] = {}
         self._df_total = 0
         self._df_time = -1e9
@@ -232,10 +234,6 @@ class Manifest(SQLiteFile):
 
     def folder(self, path: str) -> Folder | None:
         rows = self.query("SELECT * FROM folders WHERE path = ?", (path,))
-        return Folder.from_row(rows[0]) if rows else None
-
-    def folder_by_id(self, folder_id: int) -> Folder | None:
-        rows = self.query("SELECT * FROM folders WHERE id = ?", (folder_id,))
         return Folder.from_row(rows[0]) if rows else None
 
     def upsert_folder(self, path: str, include: Sequence[str], exclude: Sequence[str],
@@ -643,7 +641,8 @@ class VectorStore:
             raise
         except Exception as exc:
             target = url if mode == "server" else "the index in the data folder"
-            raise IndexError_(f"Hearth cannot open the vector index ({target}): {exc}.") from exc
+            raise KnowledgeIndexError(
+                f"Hearth cannot open the vector index ({target}): {exc}.") from exc
 
     def count(self) -> int:
         return int(self.collection.count())

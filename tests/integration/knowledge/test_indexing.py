@@ -16,7 +16,7 @@ from pypdf import PdfReader, PdfWriter
 
 from app.core import offline
 from app.core.knowledge.base import KnowledgeBase, shared_embedder
-from app.core.knowledge.store import IndexError_
+from app.core.knowledge.store import KnowledgeIndexError
 from app.paths import Paths
 from app.settings import Settings
 from tests.helpers import REPO
@@ -325,5 +325,5 @@ def test_nested_folders_are_refused(kb: KnowledgeBase, docs: Path) -> None:
     kb.add_folder(docs)
     with pytest.raises(Exception, match="inside"):
         kb.add_folder(docs / "sub")
-    with pytest.raises(IndexError_, match="not a folder"):
+    with pytest.raises(KnowledgeIndexError, match="not a folder"):
         kb.add_folder(docs / "missing")

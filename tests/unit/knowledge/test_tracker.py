@@ -36,7 +36,7 @@ def test_a_scan_is_throttled_counted_and_summed_up() -> None:
         else:
             track(ev.FileDone(f"/notes/{i}.md", chunks=1, embedded=1))
     stats = ev.Stats(files_seen=50, indexed=39, skipped=1)
-    track(ev.Finished(stats))
+    track(ev.RunDone(stats))
     assert len(sent) < 20  # 80 file events, throttled
     # Busy until the last file is read; its end and the summary's both go out.
     assert [a for a in sent if not a.busy] == [Activity(40, 40, "", 1)] * 2
