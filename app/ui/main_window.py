@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.session = AnswerSession()
         self._after_answer: Callable[[], None] | None = None
         self._dropping = False
+        self._routes_generation = 0
         self._sources: tuple[Source, ...] = ()
         self._editing: MessageWidget | None = None
         self._load_details = ""
@@ -655,13 +656,20 @@ class MainWindow(QMainWindow):
         paths = self.assistant.paths
         if not self.route_chooser.count():
             self._fill_routes([])  # Auto and Local only need no file
+        # Only the newest reading fills the chooser (an older one may end later).
+        self._routes_generation += 1
+        generation = self._routes_generation
+
+        def filled(names: list[str]) -> None:
+            if generation == self._routes_generation:
+                self._fill_routes(names)
 
         def failed(message: str, _details: str) -> None:
             self.statusBar().showMessage(message, 10_000)
-            self._fill_routes([])
+            filled([])
 
-        run_op(self._workers, lambda: [p.name for p in load_providers(paths)],
-               self._fill_routes, failed, self)
+        run_op(self._workers, lambda: [p.name for p in load_providers(paths)], filled,
+               failed, self)
 
     def _fill_routes(self, names: list[str]) -> None:
         current = self.route_chooser.currentData() if self.route_chooser.count() else None

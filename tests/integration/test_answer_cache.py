@@ -31,7 +31,7 @@ FLOUR_AGAIN = "How much flour is in the pancake batter?"  # cosine 0.97 with FLO
 SUGAR = "How much sugar goes into the pancake batter?"  # cosine 0.83 with FLOUR
 # A short, closed question the bundled model ends by itself (finish "stop"):
 # only whole answers are kept.
-OPTS = AskOptions(max_tokens=64, temperature=0.0, seed=1,
+OPTS = AskOptions(max_tokens=256, temperature=0.0, seed=1,
                   system_prompt="Answer in one short sentence.")
 
 
