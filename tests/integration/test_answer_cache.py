@@ -220,10 +220,10 @@ def test_hearth_ask_says_the_answer_is_an_earlier_one_and_the_cache_commands(
     assert capsys.readouterr().out.strip() == EMPTY_CLEAR
     # The instructions are part of what an answer depends on: set them for both.
     assistant.settings.set("generation.system_prompt", OPTS.system_prompt or "")
-    done = ask(assistant, FLOUR, AskOptions(max_tokens=64, temperature=0.0, seed=1))
+    done = ask(assistant, FLOUR, AskOptions(max_tokens=256, temperature=0.0, seed=1))
     assert done.finish_reason == "stop" and assistant.cache.status().entries == 1
     capsys.readouterr()
-    args = ["ask", FLOUR_AGAIN, "--max-tokens", "64", "--temperature", "0", "--seed", "1"]
+    args = ["ask", FLOUR_AGAIN, "--max-tokens", "256", "--temperature", "0", "--seed", "1"]
     assert cli.main(args) == 0
     captured = capsys.readouterr()
     assert "from earlier answer by local/" in captured.err and "--fresh" in captured.err
