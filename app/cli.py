@@ -317,7 +317,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     from app.core.errors import HearthError, as_phrase
-    from app.settings import SettingsError, lookup
+    from app.settings import Key, SettingsError, lookup
 
     settings = load_settings()
     try:
@@ -336,7 +336,7 @@ def cmd_config(args: argparse.Namespace) -> int:
             print(json.dumps(value) if isinstance(value, bool) else value)
         elif args.action == "set":
             text = args.value
-            if args.key == "model.path" and text.strip():
+            if args.key == Key.MODEL_PATH and text.strip():
                 try:
                     text = _checked_model_path(text)
                 except HearthError as exc:

@@ -5,7 +5,10 @@ switched on from the start when it is set)."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_DISPLAY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -15,11 +18,11 @@ def fail(message: str, code: int = EXIT_FAIL) -> int:
     return code
 
 
-def load_settings() -> Any:
+def load_settings() -> Settings:
     from app.settings import Settings
 
     settings = Settings.load()
-    if settings["network.offline"]:
+    if settings.snapshot().network.offline:
         from app.core import offline
 
         offline.enable()  # the backstop holds from start-up, not only after a change

@@ -146,7 +146,7 @@ def _pull(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> 
     try:
         with bar:
             result = download(entry, models_dir(paths),
-                              offline_setting=bool(settings["network.offline"]),
+                              offline_setting=settings.snapshot().network.offline,
                               control=control, on_progress=on_progress)
     except DownloadStopped:
         print(f"Paused {entry.name}; run `hearth models pull {entry.id}` again to resume.",
@@ -192,7 +192,7 @@ def _import(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -
 def _remove(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> int:
     from app.core.models.library import remove
 
-    model = remove(paths, catalog, args.id, settings["model.path"])
+    model = remove(paths, catalog, args.id, settings.snapshot().model.path)
     what = "forgot the link to" if model.linked else "deleted"
     print(f"Removed {model.name} ({what} {model.path}).")
     return EXIT_OK
@@ -200,14 +200,15 @@ def _remove(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -
 
 def _use(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> int:
     from app.core.models.library import find_installed, overview
+    from app.settings import Key
 
     model = find_installed(paths, catalog, args.id)
     row = next(r for r in overview(paths, catalog, settings) if r.id == model.id)
     if not row.fit.fits and not args.force:
         return fail(f"{model.name} will not fit: {row.fit.summary()}. Choose a smaller model, "
                      f"lower model.context_size, or use --force to load it anyway.")
-    settings.set("model.path", "" if model.source == "bundled" else str(model.path))
-    settings.set("model.ignore_fit", bool(args.force and not row.fit.fits))
+    settings.set(Key.MODEL_PATH, "" if model.source == "bundled" else str(model.path))
+    settings.set(Key.MODEL_IGNORE_FIT, bool(args.force and not row.fit.fits))
     print(f"Hearth now answers with {model.name} ({row.fit.summary()}).")
     for warning in model.warnings:
         print(f"hearth: warning: {warning}", file=sys.stderr)

@@ -16,9 +16,12 @@ import logging
 import logging.handlers
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.paths import Paths
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 LOG_NAMES = ("hearth.log", "index.log")
@@ -67,18 +70,19 @@ def log_files(paths: Paths) -> list[Path]:
                   if p.is_file() and p.name.split(".log")[0] + ".log" in LOG_NAMES)
 
 
-def log_to_file(paths: Paths, name: str, settings: Any = None) -> None:
+def log_to_file(paths: Paths, name: str, settings: Settings | None = None) -> None:
     if settings is None:
         from app.settings import Settings
 
         settings = Settings.load(paths)
+    s = settings.snapshot().logging
     root = logging.getLogger()
-    root.setLevel(os.environ.get("HEARTH_LOG_LEVEL", settings["logging.level"]).upper())
+    root.setLevel(os.environ.get("HEARTH_LOG_LEVEL", s.level).upper())
     try:
         paths.log_dir.mkdir(parents=True, exist_ok=True)
         handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            paths.log_dir / name, maxBytes=settings["logging.max_mb"] * 1_000_000,
-            backupCount=settings["logging.backups"], encoding="utf-8"
+            paths.log_dir / name, maxBytes=s.max_mb * 1_000_000,
+            backupCount=s.backups, encoding="utf-8"
         )
         handler.setFormatter(RedactingFormatter(FORMAT))
         handler.addFilter(ShortTexts())

@@ -21,6 +21,10 @@ import tomli_w
 
 from app.atomic import write_text_atomic
 from app.paths import Paths, get_paths
+from app.settings_types import Key, SettingsSnapshot
+
+__all__ = ["SETTINGS", "Key", "Setting", "Settings", "SettingsError", "SettingsSnapshot",
+           "lookup"]
 
 Value = bool | int | float | str
 
@@ -249,6 +253,7 @@ class Settings:
         self.notice = notice
         self._lock = threading.Lock()
         self._listeners: dict[str, list[Callable[[Value], None]]] = {}
+        self._snapshot: SettingsSnapshot | None = None
 
     @classmethod
     def load(cls, paths: Paths | None = None) -> Settings:
@@ -275,13 +280,20 @@ class Settings:
                       f"{'; '.join(bad)} (`hearth config list` shows what is allowed).")
         return cls(path, values, warnings, notice)
 
-    def get(self, key: str) -> Any:
+    def snapshot(self) -> SettingsSnapshot:
+        """Every setting, typed, as it is now (immutable: a later change makes a
+        new snapshot and leaves this one as it was)."""
+        with self._lock:
+            if self._snapshot is None:
+                self._snapshot = SettingsSnapshot.from_values(self._values)
+            return self._snapshot
+
+    def get(self, key: str) -> Value:
+        """One value by its name as typed by a person (`hearth config get`, the
+        settings dialog); code reads `snapshot()`."""
         lookup(key)
         with self._lock:
             return self._values[key]
-
-    def __getitem__(self, key: str) -> Any:
-        return self.get(key)
 
     def items(self) -> list[tuple[Setting, Value]]:
         with self._lock:
@@ -292,6 +304,7 @@ class Settings:
         setting = lookup(key)
         with self._lock:
             self._values[key] = setting.validate(value)
+            self._snapshot = None
 
     def set(self, key: str, value: Value | str, *, from_text: bool = False) -> Value:
         """Validate, store in settings.toml and notify listeners of `key`."""
@@ -315,6 +328,7 @@ class Settings:
         _write_atomic(self.path, tomli_w.dumps(raw))
         with self._lock:
             self._values[key] = checked
+            self._snapshot = None
             listeners = list(self._listeners.get(key, ()))
         for listener in listeners:
             listener(checked)

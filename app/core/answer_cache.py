@@ -106,7 +106,7 @@ class AnswerCache:
         if self._embedder is None:
             from app.core.knowledge.base import shared_embedder
 
-            self._embedder = shared_embedder(self.settings["knowledge.embed_threads"])
+            self._embedder = shared_embedder(self.settings.snapshot().knowledge.embed_threads)
         return self._embedder
 
     def embed(self, question: str) -> np.ndarray:
@@ -126,7 +126,7 @@ class AnswerCache:
         which is never given an answer a remote model wrote."""
         import numpy as np
 
-        minimum = float(self.settings["cache.min_similarity"])
+        minimum = self.settings.snapshot().cache.min_similarity
         rows = self.store.query(
             "SELECT c.message_id, c.question, c.vector, c.provider, c.files_json "
             "FROM answer_cache c JOIN messages m ON m.id = c.message_id "
@@ -196,7 +196,7 @@ class AnswerCache:
         files = self._fingerprints(source_paths)
         with self.store.tx() as db:
             if replace:
-                minimum = float(self.settings["cache.min_similarity"])
+                minimum = self.settings.snapshot().cache.min_similarity
                 for r in db.execute("SELECT message_id, vector FROM answer_cache "
                                     "WHERE scope = ?", (scope,)).fetchall():
                     if float(np.frombuffer(r[1], dtype=np.float32) @ vector) >= minimum:

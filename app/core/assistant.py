@@ -51,7 +51,7 @@ from app.core.models.fit import FITS, Shape, estimate
 from app.core.prompting import ContextChunk, PromptPlan
 from app.core.prompts import load_prompt
 from app.paths import Paths
-from app.settings import Settings
+from app.settings import Key, Settings
 
 if TYPE_CHECKING:
     from app.core.knowledge.base import KnowledgeBase, Searcher
@@ -112,8 +112,8 @@ class Assistant:
         self._cache: AnswerCache | None = None
         # Kept for the life of the process, so a failing provider stays skipped
         # across questions until its cooldown ends.
-        self._breaker = CircuitBreaker(settings["routing.breaker_failures"],
-                                       settings["routing.breaker_cooldown_s"])
+        routing = settings.snapshot().routing
+        self._breaker = CircuitBreaker(routing.breaker_failures, routing.breaker_cooldown_s)
 
     @property
     def store(self) -> ConversationStore:
@@ -125,15 +125,8 @@ class Assistant:
             return self._store
 
     def local_config(self, model_path: str | None = None) -> LocalModelConfig:
-        s = self.settings
-        return LocalModelConfig(
-            path=resolve_model_path(model_path or s["model.path"]),
-            context_size=s["model.context_size"],
-            threads=s["model.threads"],
-            gpu_layers=s["model.gpu_layers"],
-            batch_size=s["model.batch_size"],
-            check_memory=not s["model.ignore_fit"],
-        )
+        s = self.settings.snapshot()
+        return LocalModelConfig.from_settings(resolve_model_path(model_path or s.model.path), s)
 
     def local_provider(self, model_path: str | None = None) -> LocalProvider:
         """The engine for the current model and settings, kept loaded. Asking for
@@ -172,8 +165,8 @@ class Assistant:
                 with self._lock:
                     self._providers = {cfg: LocalProvider(cfg) for cfg, _ in old[:1]}
             raise
-        self.settings.set("model.path", model_path)
-        self.settings.set("model.ignore_fit", ignore_fit)
+        self.settings.set(Key.MODEL_PATH, model_path)
+        self.settings.set(Key.MODEL_IGNORE_FIT, ignore_fit)
         with self._lock:
             stale = [p for p in self._providers.values() if p is not new]
             self._providers = {self.local_config(): new}
@@ -208,7 +201,7 @@ class Assistant:
         allowed = offline.network_allowed()
         remotes = self.remote_providers() if allowed else []
         return Router(lambda: self.local_provider(opts.model_path), remotes,
-                      RoutingConfig.from_settings(self.settings), self._breaker,
+                      RoutingConfig.from_settings(self.settings.snapshot()), self._breaker,
                       allow_network=allowed,
                       foreground=lambda: foreground.answering(self.paths))
 
@@ -266,8 +259,9 @@ class Assistant:
         # Offline mode and the local-only policy are one switch: nothing this
         # question does leaves the machine (its own policy, enforced by
         # `offline`; other questions in flight keep theirs).
-        policy = opts.route or self.settings["routing.policy"]
-        stay_local = opts.offline or self.settings["network.offline"] or policy in (
+        s = self.settings.snapshot()
+        policy = opts.route or s.routing.policy
+        stay_local = opts.offline or s.network.offline or policy in (
             "local-only", "local")
         yield from offline.iterate(
             self._answer(conv.id, user_msg.id, question, history, opts, cancel,
@@ -278,7 +272,7 @@ class Assistant:
         self, conv_id: str, user_msg_id: str, question: str, history: list[ChatMessage],
         opts: AskOptions, cancel: CancelToken, new: bool = False,
     ) -> Iterator[Event]:
-        s = self.settings
+        s = self.settings.snapshot()
         started = time.perf_counter()
         text: list[str] = []
         provider_name, model_name = "local", "unknown"
@@ -289,9 +283,9 @@ class Assistant:
             provider_name, model_name = router.first_choice(opts.route, opts.deep)
             if provider_name == "local":
                 model_name = self._local_name(opts.model_path)
-            prompt = load_prompt(opts.prompt or s["generation.prompt"])
+            prompt = load_prompt(opts.prompt or s.generation.prompt)
             system = opts.system_prompt if opts.system_prompt is not None else (
-                s["generation.system_prompt"] or prompt.system)
+                s.generation.system_prompt or prompt.system)
             probe = self._cache_probe(question, history, opts, prompt.ref, system,
                                       provider_name, model_name)
             if probe.hit is not None:
@@ -304,12 +298,12 @@ class Assistant:
             if context:
                 yield Sources(tuple(c.source() for c in context))
             params = GenParams(
-                max_tokens=opts.max_tokens or s["generation.max_tokens"],
+                max_tokens=opts.max_tokens or s.generation.max_tokens,
                 temperature=(opts.temperature if opts.temperature is not None
-                             else s["generation.temperature"]),
-                top_p=s["generation.top_p"],
+                             else s.generation.temperature),
+                top_p=s.generation.top_p,
                 seed=opts.seed,
-                repeat_penalty=s["generation.repeat_penalty"],
+                repeat_penalty=s.generation.repeat_penalty,
             )
             answered: Answered | None = None
             for item in router.run(plan, params, cancel, opts.route, opts.deep, opts.patient):
@@ -409,9 +403,10 @@ class Assistant:
         """Look the question up (unless the cache is off or the user asked
         again). Never fails the answer: a problem is logged and the
         question is answered as if the cache were off."""
-        if not self.settings["cache.enabled"]:
+        s = self.settings.snapshot()
+        if not s.cache.enabled:
             return _Probe("off")
-        policy = opts.route or self.settings["routing.policy"]
+        policy = opts.route or s.routing.policy
         stay_local = not offline.network_allowed()
         try:
             model_key = (str(self.local_config(opts.model_path).path) if provider == "local"
@@ -431,7 +426,7 @@ class Assistant:
                            "local-only" if stay_local else policy, opts.fresh)
             if opts.fresh:
                 return probe
-            allow_remote = not stay_local and self.settings["routing.remote_fallback"]
+            allow_remote = not stay_local and s.routing.remote_fallback
             hit = cache.lookup(question, vector, scope, allow_remote=allow_remote)
         except Exception:
             log.exception("the answer cache could not be used; answering without it")
@@ -451,7 +446,7 @@ class Assistant:
         if sources:
             yield Sources(sources)
         yield Delta(msg.content)
-        policy = self.settings["routing.policy"]
+        policy = self.settings.snapshot().routing.policy
         earlier = trace.from_message(msg)
         route = Route(earlier.policy or policy, (),
                       f"{CACHE_NOTE.lower()} by {provider}/{model} (similarity "
@@ -510,7 +505,7 @@ class Assistant:
         except Exception as exc:
             log.exception("searching the indexed folders failed")
             return (), f"your files could not be searched ({exc})"
-        minimum = self.settings["knowledge.min_relevance"]
+        minimum = self.settings.snapshot().knowledge.min_relevance
         relevant = [(rank, r) for rank, r in enumerate(results, start=1)
                     if r.relevant(minimum)]
         if results and not relevant:

@@ -56,11 +56,12 @@ def model_check(settings: Settings, model_path: str | None, load: bool) -> dict[
     from app.core.llm.local import LocalModelConfig, LocalProvider
     from app.core.models.files import check_model_file, read_metadata, resolve_model_path
 
-    result: dict[str, Any] = {"configured": settings["model.path"] or None}
+    s = settings.snapshot()
+    result: dict[str, Any] = {"configured": s.model.path or None}
     try:
-        path = resolve_model_path(model_path or settings["model.path"])
+        path = resolve_model_path(model_path or s.model.path)
         result["path"] = str(path)
-        result["bundled"] = not (model_path or settings["model.path"])
+        result["bundled"] = not (model_path or s.model.path)
         result["size_bytes"] = check_model_file(path)
         meta = read_metadata(path)
         result["name"] = meta.name
@@ -69,12 +70,7 @@ def model_check(settings: Settings, model_path: str | None, load: bool) -> dict[
         result["chat_template"] = bool(meta.chat_template)
         if load:
             started = time.perf_counter()
-            with LocalProvider(LocalModelConfig(
-                path=path, context_size=settings["model.context_size"],
-                threads=settings["model.threads"], gpu_layers=settings["model.gpu_layers"],
-                batch_size=settings["model.batch_size"],
-                check_memory=not settings["model.ignore_fit"],
-            )) as provider:
+            with LocalProvider(LocalModelConfig.from_settings(path, s)) as provider:
                 loaded = provider.load()
             result["loads"] = True
             result["load_s"] = round(time.perf_counter() - started, 3)
@@ -123,7 +119,8 @@ def report(settings: Settings, paths: Paths, model_path: str | None = None,
 def logs(settings: Settings, paths: Paths) -> dict[str, Any]:
     from app.logs import LOG_NAMES, log_files
 
+    s = settings.snapshot().logging
     return {"dir": str(paths.log_dir), "names": list(LOG_NAMES),
             "files": [{"path": str(p), "bytes": p.stat().st_size} for p in log_files(paths)],
-            "level": os.environ.get("HEARTH_LOG_LEVEL", settings["logging.level"]).lower(),
-            "max_mb": settings["logging.max_mb"], "backups": settings["logging.backups"]}
+            "level": os.environ.get("HEARTH_LOG_LEVEL", s.level).lower(),
+            "max_mb": s.max_mb, "backups": s.backups}

@@ -17,7 +17,7 @@ from app.core import offline
 from app.core.assistant import Assistant
 from app.core.knowledge.protocol import INDEX_SETTINGS, FolderStatus
 from app.paths import Paths, get_paths
-from app.settings import Settings, Value
+from app.settings import Key, Settings, Value
 from app.ui import autostart
 from app.ui.errors import show_error
 from app.ui.folders_dialog import FoldersDialog
@@ -33,7 +33,8 @@ from app.ui.tray import Tray
 
 log = logging.getLogger(__name__)
 
-MODEL_KEYS = frozenset({"model.path", "model.context_size", "model.threads", "model.gpu_layers"})
+MODEL_KEYS = frozenset({Key.MODEL_PATH, Key.MODEL_CONTEXT_SIZE, Key.MODEL_THREADS,
+                        Key.MODEL_GPU_LAYERS})
 
 
 class HearthApp(QObject):
@@ -48,14 +49,14 @@ class HearthApp(QObject):
         self.settings = settings
         self.paths = paths
         # Offline mode holds from start-up, not only once the setting changes.
-        if settings["network.offline"]:
+        if settings.snapshot().network.offline:
             offline.enable()
         # The index process writes the index and answers the assistant's
         # searches, so this process never runs Chroma.
         self.index = IndexService(settings, paths, self)
         self.assistant = Assistant(settings, paths, knowledge=self.index.process)
         self.window = MainWindow(self.assistant)
-        self.tray = Tray(app_icon(), bool(settings["network.offline"]), self)
+        self.tray = Tray(app_icon(), settings.snapshot().network.offline, self)
         self.quick = QuickAsk(self.assistant)
         self.server = InstanceServer(server_name, self)
         self.settings_dialog: SettingsDialog | None = None
@@ -97,10 +98,10 @@ class HearthApp(QObject):
         self.server.request_received.connect(self.handle_request)
         self.shortcut.activated.connect(self.quick_ask)
         self._setting_changed.connect(self._on_setting_changed)
-        for key in ("network.offline", "ui.theme", "routing.policy"):
+        for key in (Key.NETWORK_OFFLINE, Key.UI_THEME, Key.ROUTING_POLICY):
             settings.subscribe(key, self._relay(key))
-        for key in INDEX_SETTINGS:  # the index process has its own copy of these
-            settings.subscribe(key, functools.partial(self.index.apply_setting, key))
+        for name in INDEX_SETTINGS:  # the index process has its own copy of these
+            settings.subscribe(name, functools.partial(self.index.apply_setting, name))
         app = QApplication.instance()
         if isinstance(app, QApplication):
             app.styleHints().colorSchemeChanged.connect(self._on_system_scheme)
@@ -200,12 +201,12 @@ class HearthApp(QObject):
         if changed & MODEL_KEYS:
             self.window.preload_model()
             self.models.refresh()
-        if "ui.start_at_login" in changed:
+        if Key.UI_START_AT_LOGIN in changed:
             self.apply_start_at_login()
 
     def apply_start_at_login(self) -> bool:
         """Write or remove the autostart entry to match the setting."""
-        enabled = bool(self.settings["ui.start_at_login"])
+        enabled = self.settings.snapshot().ui.start_at_login
         try:
             autostart.set_enabled(enabled)
         except OSError as exc:
@@ -219,27 +220,27 @@ class HearthApp(QObject):
     # -- settings that change what is shown ----------------------------------------------
 
     def set_offline(self, value: bool) -> None:
-        if self.settings["network.offline"] != value:
-            self.settings.set("network.offline", value)
+        if self.settings.snapshot().network.offline != value:
+            self.settings.set(Key.NETWORK_OFFLINE, value)
 
     def _on_setting_changed(self, key: str, value: Value) -> None:
-        if key == "network.offline":
+        if key == Key.NETWORK_OFFLINE:
             self.window.set_offline(bool(value))
             self.tray.set_offline(bool(value))
             if value:
                 offline.enable()
             else:
                 offline.disable()
-        elif key == "ui.theme":
+        elif key == Key.UI_THEME:
             app = QApplication.instance()
             if isinstance(app, QApplication):
                 apply_theme(app, str(value))
-        elif key == "routing.policy":
+        elif key == Key.ROUTING_POLICY:
             self.window.set_default_route(str(value))
 
     def _on_system_scheme(self, *_args: object) -> None:
         app = QApplication.instance()
-        if isinstance(app, QApplication) and self.settings["ui.theme"] == "system":
+        if isinstance(app, QApplication) and self.settings.snapshot().ui.theme == "system":
             apply_theme(app, "system")
 
     # -- indexing ----------------------------------------------------------------------
@@ -276,10 +277,10 @@ class HearthApp(QObject):
     # -- tray ------------------------------------------------------------------------
 
     def _keep_in_tray(self) -> bool:
-        return bool(self.settings["ui.close_to_tray"]) and self.tray.available
+        return self.settings.snapshot().ui.close_to_tray and self.tray.available
 
     def _first_time_in_tray(self) -> None:
-        if not self.settings["models.keep_downloading_in_tray"] and self.models.pause_all():
+        if not self.settings.snapshot().models.keep_downloading_in_tray and self.models.pause_all():
             self.tray.notify("Downloads paused",
                              "Model downloads are paused while the window is closed; they "
                              "continue when you open Hearth again.")
@@ -302,15 +303,16 @@ class HearthApp(QObject):
         if not self.server.listen():
             log.warning("another launch will not find this instance")
         self.tray.show()
-        if not self.settings["ui.start_minimised"]:
+        s = self.settings.snapshot().ui
+        if not s.start_minimised:
             self.window.show()
         elif not self.tray.available:
             # Without a tray the window is the only way back in: start it minimised.
             self.window.showMinimized()
-        if self.settings["ui.start_at_login"] and not autostart.is_enabled() \
+        if s.start_at_login and not autostart.is_enabled() \
                 and autostart.supported():
             self.apply_start_at_login()  # e.g. turned on with `hearth config set`
-        self.shortcut.start(str(self.settings["ui.quick_ask_shortcut"]))
+        self.shortcut.start(s.quick_ask_shortcut)
         self.index.start()
         self.models.refresh()
         self.models.resume_pending()
@@ -362,7 +364,7 @@ def run(request: dict[str, Any] | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)  # the tray keeps Hearth running
     app.setWindowIcon(app_icon())
     settings = Settings.load()
-    apply_theme(app, str(settings["ui.theme"]))
+    apply_theme(app, settings.snapshot().ui.theme)
     hearth = HearthApp(settings, get_paths())
     try:
         desktop.refresh_moved([desktop.entry_path(), autostart.entry_path()])

@@ -207,7 +207,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._restore_geometry()
         self.conversations.refresh()
-        self.set_offline(bool(self.assistant.settings["network.offline"]))
+        self.set_offline(self.assistant.settings.snapshot().network.offline)
         self.input.setFocus()
 
     def _build_status_bar(self) -> None:
@@ -291,7 +291,7 @@ class MainWindow(QMainWindow):
         self.stats_action = _action(self, "S&tatistics…", "", self.show_stats)
         view.addAction(self.stats_action)
         add_help_menu(self, self.assistant.paths,
-                      lambda: str(self.assistant.settings["ui.quick_ask_shortcut"]))
+                      lambda: self.assistant.settings.snapshot().ui.quick_ask_shortcut)
         for key, slot in ((Qt.Key.Key_Escape, self.escape), ("Ctrl+L", self.focus_input),
                           ("Ctrl+F", self.focus_search)):
             shortcut = QShortcut(QKeySequence(key), self)
@@ -682,7 +682,7 @@ class MainWindow(QMainWindow):
             chooser.addItem("Remote first", "remote-first")
         for name in names:
             chooser.addItem(name, name)
-        wanted = current or self.assistant.settings["routing.policy"]
+        wanted = current or self.assistant.settings.snapshot().routing.policy
         index = chooser.findData(wanted)
         chooser.setCurrentIndex(index if index >= 0 else 0)
         chooser.blockSignals(False)

@@ -37,7 +37,7 @@ from app.core.models.library import (
     remove,
 )
 from app.paths import Paths
-from app.settings import Settings
+from app.settings import Key, Settings
 from app.ui.errors import show_error
 from app.ui.workers import WorkerSet, call_in_background
 
@@ -84,7 +84,7 @@ class ModelService(QObject):
         self.catalog: Catalog | None = None
         self._workers = WorkerSet()
         self.downloads = DownloadManager(
-            models_dir(paths), lambda: bool(settings["network.offline"]), self.progress.emit)
+            models_dir(paths), lambda: settings.snapshot().network.offline, self.progress.emit)
         self.progress.connect(self._on_progress)
 
     def _load(self) -> tuple[Catalog, list[ModelRow]]:
@@ -122,7 +122,7 @@ class ModelService(QObject):
 
     def resume_pending(self) -> None:
         """Downloads interrupted when Hearth last stopped continue (not offline)."""
-        if self.settings["network.offline"]:
+        if self.settings.snapshot().network.offline:
             return
 
         def work() -> list[str]:
@@ -149,7 +149,7 @@ class ModelService(QObject):
         self._workers.start(worker)
 
     def remove(self, model_id: str) -> None:
-        configured = str(self.settings["model.path"])
+        configured = self.settings.snapshot().model.path
 
         def work() -> Any:
             catalog = self.catalog or load_catalog(self.paths)
@@ -208,9 +208,9 @@ class ModelsDialog(QDialog):
         self.import_button = QPushButton("Import a .gguf file…")
         self.close_button = QPushButton("Close")
         self.keep_in_tray = QCheckBox("Keep downloading in the tray when the window is closed")
-        self.keep_in_tray.setChecked(bool(service.settings["models.keep_downloading_in_tray"]))
+        self.keep_in_tray.setChecked(service.settings.snapshot().models.keep_downloading_in_tray)
         self.keep_in_tray.toggled.connect(
-            lambda on: service.settings.set("models.keep_downloading_in_tray", on))
+            lambda on: service.settings.set(Key.MODELS_KEEP_DOWNLOADING_IN_TRAY, on))
         self.use_button.clicked.connect(self._use)
         self.download_button.clicked.connect(self._download)
         self.pause_button.clicked.connect(self._pause)

@@ -196,7 +196,7 @@ class SettingsPage(QWidget):
 
     def load(self, settings: Settings) -> None:
         for key, widget in self.fields.items():
-            _put(widget, settings[key])
+            _put(widget, settings.get(key))
 
     def values(self) -> dict[str, Value]:
         """Validated values; raises SettingsError naming the first bad one."""
@@ -272,7 +272,7 @@ class RoutingPage(SettingsPage):
 
     def load(self, settings: Settings) -> None:
         super().load(settings)
-        self._select(str(settings["routing.policy"]))
+        self._select(settings.snapshot().routing.policy)
 
     def check(self, values: dict[str, Value]) -> None:
         policy = str(values["routing.policy"])
@@ -458,7 +458,7 @@ class SettingsDialog(QDialog):
                     self.tabs.setCurrentWidget(page)
                     raise
             for key, value in values.items():
-                if self.settings[key] != value:
+                if self.settings.get(key) != value:
                     self.settings.set(key, value)
                     changed.add(key)
         except SettingsError as exc:

@@ -48,13 +48,13 @@ def test_pull_use_info_remove(served: ModelServer, paths: Paths, model_path: Pat
     use = run_hearth("models", "use", "smol-copy")
     assert use.returncode == 0, use.stderr
     assert "now answers with Smol copy" in use.stdout
-    assert Settings.load(paths)["model.path"] == str(target)
+    assert Settings.load(paths).snapshot().model.path == str(target)
     info = json.loads(run_hearth("models", "info", "smol-copy", "--json").stdout)
     assert info["current"] and info["gguf"]["architecture"] == "llama"
     refused = run_hearth("models", "remove", "smol-copy")
     assert refused.returncode == 1 and "is the model in use" in refused.stderr
     assert run_hearth("models", "use", "smollm2-135m").returncode == 0
-    assert Settings.load(paths)["model.path"] == ""
+    assert Settings.load(paths).snapshot().model.path == ""
     removed = run_hearth("models", "remove", "smol-copy")
     assert removed.returncode == 0, removed.stderr
     assert not target.exists()
@@ -83,7 +83,7 @@ def test_import_and_use_a_local_file(paths: Paths, model_path: Path, tmp_path: P
     assert "Imported" in out.stdout and "linked" in out.stdout
     assert "architecture llama, Q4_1, context 8192, chat template yes" in out.stdout
     assert run_hearth("models", "use", "local").returncode == 0
-    assert Settings.load(paths)["model.path"] == str(source)
+    assert Settings.load(paths).snapshot().model.path == str(source)
     bad = tmp_path / "bad.gguf"
     bad.write_text("hello")
     out = run_hearth("models", "import", str(bad))
@@ -102,8 +102,9 @@ def test_use_refuses_a_model_that_will_not_fit_unless_forced(
     out = run_hearth("models", "use", "huge")
     assert out.returncode == 1, out.stdout
     assert "will not fit" in out.stderr and "--force" in out.stderr
-    assert Settings.load(paths)["model.path"] == ""
+    assert Settings.load(paths).snapshot().model.path == ""
     forced = run_hearth("models", "use", "huge", "--force")
     assert forced.returncode == 0, forced.stderr
     settings = Settings.load(paths)
-    assert settings["model.path"] == str(source) and settings["model.ignore_fit"] is True
+    model = settings.snapshot().model
+    assert model.path == str(source) and model.ignore_fit is True

@@ -157,15 +157,15 @@ def test_switching_to_a_model_that_fails_keeps_the_old_one_working(
         broken.write_bytes(model_path.read_bytes()[:4_000_000])
         with pytest.raises(ModelLoadError):
             assistant.switch_model(str(broken))
-        assert settings["model.path"] == ""
+        assert settings.snapshot().model.path == ""
         assert assistant.local_provider() is before  # still loaded, still the one
         assert _ask(assistant).strip()
         # a working model switches, and the setting follows
         good = tmp_path / "good.gguf"
         shutil.copyfile(model_path, good)
         loaded = assistant.switch_model(str(good))
-        assert loaded.path == good and settings["model.path"] == str(good)
-        assert Settings.load(paths)["model.path"] == str(good)
+        assert loaded.path == good and settings.snapshot().model.path == str(good)
+        assert Settings.load(paths).snapshot().model.path == str(good)
         assert assistant.local_provider().loaded is not None
         assert assistant.local_provider() is not before
         assert current(paths, load_catalog(paths), str(good)) is None  # not in the library

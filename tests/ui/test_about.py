@@ -37,7 +37,7 @@ def test_help_menu_about_shortcuts_and_folders(
     rows = _rows(keys.tabs.widget(SHORTCUTS))  # type: ignore[arg-type]
     assert ("Ctrl+N", "New conversation") in rows and ("Ctrl+Q", "Quit") in rows
     assert ("Esc", "Stop the answer, or close the search") in rows
-    quick = str(window.assistant.settings["ui.quick_ask_shortcut"]) or "(none set)"
+    quick = str(window.assistant.settings.snapshot().ui.quick_ask_shortcut) or "(none set)"
     assert rows[-1][0] == quick and rows[-1][1].startswith("Quick ask from anywhere")
     keys.close()
 

@@ -40,7 +40,7 @@ def test_tray_menu_actions(qtbot: QtBot, hearth: Any) -> None:
     hearth.quick.close()
     try:
         tray.offline_action.trigger()
-        assert hearth.settings["network.offline"] is True
+        assert hearth.settings.snapshot().network.offline is True
         assert tomllib.loads(hearth.settings.path.read_text())["network"]["offline"] is True
         qtbot.waitUntil(lambda: hearth.window.offline_label.isVisible(), timeout=1_000)
         assert offline.is_enabled()

@@ -201,7 +201,7 @@ def test_picker_in_the_status_bar_switches_models_in_the_background(
         assert "loading" in window.model_status.text()
     assert switched.args[0] is not None
     assert window.model_state == "ready"
-    assert settings["model.path"] == str(paths.data_dir / "models" / "Second.gguf")
+    assert settings.snapshot().model.path == str(paths.data_dir / "models" / "Second.gguf")
 
 
 def test_switching_to_a_model_that_fails_keeps_the_old_one(
@@ -220,7 +220,7 @@ def test_switching_to_a_model_that_fails_keeps_the_old_one(
         window.switch_model("Broken", str(broken))
     assert switched.args == [None]
     assert shown and shown[0].startswith("Broken could not be loaded, so Hearth keeps")
-    assert settings["model.path"] == ""
+    assert settings.snapshot().model.path == ""
     qtbot.wait_until(lambda: window.model_state == "ready", timeout=120_000)
     assert window.model_status.text() == before
     window.input.setPlainText("Hello")

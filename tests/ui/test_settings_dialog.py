@@ -76,7 +76,7 @@ def test_a_bad_model_file_is_refused_in_words_and_nothing_is_written(
     assert dialog.isVisible()
     assert dialog.error.isVisible() and "not a GGUF model file" in dialog.error.text()
     assert not settings.path.exists()
-    assert settings["model.threads"] == 0
+    assert settings.snapshot().model.threads == 0
 
 
 def test_routing_and_privacy_round_trip(qtbot: QtBot, settings: Settings, paths: Paths) -> None:

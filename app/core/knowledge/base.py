@@ -80,7 +80,7 @@ class KnowledgeBase:
             self._take_lock()
         try:
             self.manifest = Manifest(self.dir / "manifest.sqlite3")
-            self.embedder = embedder or shared_embedder(settings["knowledge.embed_threads"])
+            self.embedder = embedder or shared_embedder(settings.snapshot().knowledge.embed_threads)
             self._open_vectors()
         except BaseException:
             if self._cache is not None:
@@ -113,10 +113,9 @@ class KnowledgeBase:
             self._lock = None
 
     def _open_vectors(self) -> None:
-        s = self.settings
+        s = self.settings.snapshot().knowledge
         if self._client is None:
-            self._client = VectorStore.open_client(self.paths, s["knowledge.chroma_mode"],
-                                                   s["knowledge.chroma_url"])
+            self._client = VectorStore.open_client(self.paths, s.chroma_mode, s.chroma_url)
         client = self._client
         name = "hearth-" + self.embedder.id
         self.needs_repair = False
@@ -213,7 +212,7 @@ class KnowledgeBase:
         # the state itself; its client's close() would leave its HTTP session
         # open, so that one stays as it is.)
         client, self._client = self._client, None
-        if client is not None and self.settings["knowledge.chroma_mode"] == "embedded":
+        if client is not None and self.settings.snapshot().knowledge.chroma_mode == "embedded":
             try:
                 client.close()
             except Exception:
@@ -236,7 +235,7 @@ class KnowledgeBase:
             # Every writer (the CLI, the window's index process, the watcher)
             # pauses while any process of this data folder generates an answer.
             self._indexer = Indexer(self.manifest, self.vectors, self.embedder,
-                                    self.settings["knowledge.max_file_mb"] * 1024 * 1024,
+                                    self.settings.snapshot().knowledge.max_file_mb * 1024 * 1024,
                                     yielder=Yielder(self.paths))
         return self._indexer
 
@@ -314,10 +313,10 @@ class KnowledgeBase:
         folder_ids = None
         if folders is not None:
             folder_ids = [self.find_folder(f).id for f in folders]
+        s = self.settings.snapshot().knowledge
         return self.retriever.search(
-            question, k or self.settings["knowledge.top_k"], folders=folder_ids, kinds=kinds,
-            path_glob=path_glob, per_file=per_file,
-            mmr=self.settings["knowledge.mmr"] if mmr is None else mmr)
+            question, k or s.top_k, folders=folder_ids, kinds=kinds,
+            path_glob=path_glob, per_file=per_file, mmr=s.mmr if mmr is None else mmr)
 
     def status(self, errors: bool = False) -> dict[str, Any]:
         out_folders = []

@@ -27,7 +27,7 @@ from app.core.knowledge import progress as ev
 from app.core.knowledge import protocol as p
 from app.logs import log_to_file
 from app.paths import Paths
-from app.settings import Settings, SettingsError, Value
+from app.settings import Key, Settings, SettingsError, Value
 
 if TYPE_CHECKING:
     from app.core.knowledge.base import KnowledgeBase
@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.1
 SHUTTING_DOWN = "Hearth is shutting down."
 # Settings read only when the watcher starts, or when the index is opened.
-WATCH_SETTINGS = frozenset({"knowledge.debounce_ms", "knowledge.reconcile_minutes"})
-OPEN_SETTINGS = frozenset({"knowledge.embed_threads", "knowledge.chroma_mode",
-                           "knowledge.chroma_url"})
+WATCH_SETTINGS = frozenset({Key.KNOWLEDGE_DEBOUNCE_MS, Key.KNOWLEDGE_RECONCILE_MINUTES})
+OPEN_SETTINGS = frozenset({Key.KNOWLEDGE_EMBED_THREADS, Key.KNOWLEDGE_CHROMA_MODE,
+                           Key.KNOWLEDGE_CHROMA_URL})
 
 Emit = Callable[[p.Event], None]
 
@@ -249,7 +249,7 @@ class IndexHost:
         from app.core.answer_cache import embed_question
         from app.core.knowledge.base import shared_embedder
 
-        return embed_question(shared_embedder(self.settings["knowledge.embed_threads"]),
+        return embed_question(shared_embedder(self.settings.snapshot().knowledge.embed_threads),
                               r.question)
 
     def search(self, r: p.Search) -> list[Result]:
@@ -277,7 +277,7 @@ class IndexHost:
         for key, value in r.values:
             if key not in p.INDEX_SETTINGS:
                 raise SettingsError(f"{key} is not a setting of the index.")
-            if self.settings[key] != value:
+            if self.settings.get(key) != value:
                 self.settings.override(key, value)
                 changed.add(key)
         return changed
@@ -296,8 +296,9 @@ class IndexHost:
                 kb.close()
             self.open(force=True)
             return
-        if "knowledge.max_file_mb" in changed and kb.writer:
-            kb.indexer.max_file_bytes = self.settings["knowledge.max_file_mb"] * 1024 * 1024
+        if Key.KNOWLEDGE_MAX_FILE_MB in changed and kb.writer:
+            mb = self.settings.snapshot().knowledge.max_file_mb
+            kb.indexer.max_file_bytes = mb * 1024 * 1024
         if changed & WATCH_SETTINGS and self._watcher is not None:
             self._stop_watcher()
             self._start_watcher()

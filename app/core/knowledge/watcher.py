@@ -66,10 +66,9 @@ class Watcher:
         self.kb = kb
         self.progress = progress
         self.on_warning = on_warning or (lambda w: log.warning("%s: %s", w.folder, w.message))
-        s = kb.settings
-        self.debounce_s = debounce_s if debounce_s is not None else (
-            s["knowledge.debounce_ms"] / 1000)
-        minutes = s["knowledge.reconcile_minutes"]
+        s = kb.settings.snapshot().knowledge
+        self.debounce_s = debounce_s if debounce_s is not None else s.debounce_ms / 1000
+        minutes = s.reconcile_minutes
         self.reconcile_s = reconcile_s if reconcile_s is not None else (
             minutes * 60 if minutes else None)
         self._observer_factory = observer_factory

@@ -47,6 +47,7 @@ from app.core.models.files import (
     read_metadata,
 )
 from app.core.models.fit import FitEstimate, Shape, estimate, gpu_memory
+from app.settings_types import DEFAULTS, SettingsSnapshot
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -68,11 +69,18 @@ CHATML_TEMPLATE = (
 @dataclass(frozen=True)
 class LocalModelConfig:
     path: Path
-    context_size: int = 4096
-    threads: int = 0
-    gpu_layers: int = -1
-    batch_size: int = 512
-    check_memory: bool = True
+    context_size: int = DEFAULTS.model.context_size
+    threads: int = DEFAULTS.model.threads
+    gpu_layers: int = DEFAULTS.model.gpu_layers
+    batch_size: int = DEFAULTS.model.batch_size
+    check_memory: bool = not DEFAULTS.model.ignore_fit
+
+    @classmethod
+    def from_settings(cls, path: Path, s: SettingsSnapshot) -> LocalModelConfig:
+        m = s.model
+        return cls(path=path, context_size=m.context_size, threads=m.threads,
+                   gpu_layers=m.gpu_layers, batch_size=m.batch_size,
+                   check_memory=not m.ignore_fit)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def probe_config(settings: Settings, paths: Paths, config: ProviderConfig,
     name = config.name
     # The test is one request like any other: offline mode (the setting, or
     # the process's) means nothing is sent.
-    if settings["network.offline"] or not offline.network_allowed():
+    if settings.snapshot().network.offline or not offline.network_allowed():
         return ProbeResult(False, name, reason="offline",
                            error=f"Hearth is offline, so nothing was sent to {name}; turn "
                                  "offline mode off (network.offline) to test it.",

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from app.settings_types import DEFAULTS
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -27,9 +29,9 @@ class ChatMessage:
 @dataclass(frozen=True)
 class ChatRequest:
     messages: tuple[ChatMessage, ...]
-    max_tokens: int = 512
-    temperature: float = 0.7
-    top_p: float = 0.95
+    max_tokens: int = DEFAULTS.generation.max_tokens
+    temperature: float = DEFAULTS.generation.temperature
+    top_p: float = DEFAULTS.generation.top_p
     stop: tuple[str, ...] = ()
     seed: int | None = None
     # Local models only (remote APIs have their own): >1 discourages repeating

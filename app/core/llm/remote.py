@@ -102,7 +102,7 @@ class RemoteProviderBase:
 
         # Read when a request starts (on its attempt thread), so a change in
         # the Settings dialog applies to the next question.
-        return float(Settings.load()["routing.max_answer_s"])
+        return Settings.load().snapshot().routing.max_answer_s
 
     def close(self) -> None:
         with self._lock:

@@ -36,16 +36,13 @@ from app.core.llm.registry import ProviderConfig, cost_usd
 from app.core.llm.remote import RemoteError, estimate_tokens
 from app.core.privacy import Outbound, prepare_outbound
 from app.core.prompting import PromptPlan
+from app.settings_types import DEFAULTS, SettingsSnapshot
 
 log = logging.getLogger(__name__)
 
 POLICIES = ("auto", "local-only", "remote-first")
 # A Retry-After longer than this is not waited for: the next provider is tried.
 MAX_RETRY_AFTER_S = 30.0
-# While the local model reads a long prompt (and keeps making progress), the
-# first-token deadline waits, up to this many times itself in addition: a
-# prompt that takes longer than that is better answered by the fallback.
-READING_ALLOWANCE_MAX = 5.0
 
 
 class RemoteProvider(Provider, Protocol):
@@ -61,40 +58,41 @@ class RemoteProvider(Provider, Protocol):
 
 @dataclass(frozen=True)
 class RoutingConfig:
-    policy: str = "auto"
-    ttft_timeout_s: float = 20.0
-    stall_timeout_s: float = 10.0
-    heavy_prompt_tokens: int = 0
-    remote_fallback: bool = True
-    redact_secrets: bool = True
-    retries: int = 2
+    """The routing.* settings the router works with, plus its retry pacing
+    (not settings). Defaults are the settings' declared defaults."""
+
+    policy: str = DEFAULTS.routing.policy
+    ttft_timeout_s: float = DEFAULTS.routing.ttft_timeout_s
+    stall_timeout_s: float = DEFAULTS.routing.stall_timeout_s
+    heavy_prompt_tokens: int = DEFAULTS.routing.heavy_prompt_tokens
+    remote_fallback: bool = DEFAULTS.routing.remote_fallback
+    redact_secrets: bool = DEFAULTS.privacy.redact_secrets
+    retries: int = DEFAULTS.routing.retries
     backoff_s: float = 0.5
     max_backoff_s: float = 8.0
-    breaker_failures: int = 3
-    breaker_cooldown_s: float = 60.0
+    breaker_failures: int = DEFAULTS.routing.breaker_failures
+    breaker_cooldown_s: float = DEFAULTS.routing.breaker_cooldown_s
     # How much reading time a long prompt may add to the first-token deadline,
     # in multiples of ttft_timeout_s (0: the deadline is ttft_timeout_s alone).
-    reading_allowance: float = READING_ALLOWANCE_MAX
+    reading_allowance: float = DEFAULTS.routing.reading_allowance
 
     @classmethod
-    def from_settings(cls, s: Any) -> RoutingConfig:
+    def from_settings(cls, s: SettingsSnapshot) -> RoutingConfig:
+        r = s.routing
         return cls(
-            policy=s["routing.policy"], ttft_timeout_s=s["routing.ttft_timeout_s"],
-            stall_timeout_s=s["routing.stall_timeout_s"],
-            heavy_prompt_tokens=s["routing.heavy_prompt_tokens"],
-            remote_fallback=s["routing.remote_fallback"],
-            redact_secrets=s["privacy.redact_secrets"], retries=s["routing.retries"],
-            breaker_failures=s["routing.breaker_failures"],
-            breaker_cooldown_s=s["routing.breaker_cooldown_s"],
-            reading_allowance=s["routing.reading_allowance"],
+            policy=r.policy, ttft_timeout_s=r.ttft_timeout_s,
+            stall_timeout_s=r.stall_timeout_s, heavy_prompt_tokens=r.heavy_prompt_tokens,
+            remote_fallback=r.remote_fallback, redact_secrets=s.privacy.redact_secrets,
+            retries=r.retries, breaker_failures=r.breaker_failures,
+            breaker_cooldown_s=r.breaker_cooldown_s, reading_allowance=r.reading_allowance,
         )
 
 
 @dataclass(frozen=True)
 class GenParams:
-    max_tokens: int = 512
-    temperature: float = 0.7
-    top_p: float = 0.95
+    max_tokens: int = DEFAULTS.generation.max_tokens
+    temperature: float = DEFAULTS.generation.temperature
+    top_p: float = DEFAULTS.generation.top_p
     seed: int | None = None
     stop: tuple[str, ...] = ()
     repeat_penalty: float = 1.0
@@ -145,7 +143,8 @@ class FirstTokenDeadline:
     most (1 + `allowance`) × `base_s`, after which the fallback is the better
     answer."""
 
-    def __init__(self, base_s: float, allowance: float = READING_ALLOWANCE_MAX) -> None:
+    def __init__(self, base_s: float,
+                 allowance: float = DEFAULTS.routing.reading_allowance) -> None:
         self.base_s = base_s
         self.allowance = allowance
         self.started = time.perf_counter()

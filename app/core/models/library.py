@@ -339,9 +339,10 @@ def overview(paths: Paths, catalog: Catalog, settings: Any,
     gpus = gpu_memory() if gpus is None else gpus
     ram = available_ram() if ram_free is None else ram_free
     here = {m.id: m for m in installed(paths, catalog)}
-    now = current(paths, catalog, settings["model.path"])
-    n_ctx_setting = int(settings["model.context_size"])
-    batch = int(settings["model.batch_size"])
+    model_settings = settings.snapshot().model
+    now = current(paths, catalog, model_settings.path)
+    n_ctx_setting = model_settings.context_size
+    batch = model_settings.batch_size
     rows: list[ModelRow] = []
     for entry in catalog:
         model = here.get(entry.id)
