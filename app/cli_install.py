@@ -37,8 +37,9 @@ def cmd_desktop_entry(args: argparse.Namespace) -> int:
         if args.install_desktop_entry:
             written = desktop.install()
             print(f"Added Hearth to the application menu: {written[0]}")
-            print(f"It starts {desktop.exec_value(desktop.command())}; run this again after "
-                  "moving Hearth to another folder.")
+            print(f"It starts {desktop.exec_value(desktop.command())}. If you move Hearth to "
+                  "another folder, start it once from there (the entry follows it) or run "
+                  "this again.")
         else:
             removed = desktop.uninstall()
             print(f"Removed {len(removed)} file(s) of Hearth's menu entry." if removed
