@@ -163,10 +163,17 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
         print(f"hearth: {problem}", file=sys.stderr)
     if problems:
         return EXIT_FAIL
-    print("Removed." + (" The hearth command itself is removed with "
-                        "`pip uninstall hearth` (or by deleting the app's folder)."
-                        if args.purge else ""))
+    print("Removed." + (f" {how_to_remove_the_program()}" if args.purge else ""))
     return EXIT_OK
+
+
+def how_to_remove_the_program() -> str:
+    """The last step of an uninstall, for this kind of install."""
+    if getattr(sys, "frozen", False):
+        return (f"The hearth app itself goes when you delete its folder, "
+                f"{Path(sys.executable).absolute().parent}.")
+    return ("The hearth command itself is removed with `pip uninstall hearth` (or by "
+            "deleting the checkout).")
 
 
 def _print_kept(plan: Plan) -> None:
