@@ -44,5 +44,16 @@ PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m PyInstaller \
     "$ROOT/packaging/hearth.spec"
 end=$(date +%s)
 
+# The libraries Qt's X11 plugin links against are copied from this machine;
+# those missing here would have to be on every user's machine. (The Wayland
+# plugin's libwayland-* come with every Wayland desktop.)
+plugin="$ROOT/dist/hearth/_internal/PySide6/Qt/plugins/platforms/libqxcb.so"
+missing="$(LD_LIBRARY_PATH="$ROOT/dist/hearth/_internal" ldd "$plugin" \
+    | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')"
+if [[ -n "$missing" ]]; then
+    echo "build_bundle: warning: not on this machine, so not in the bundle: $missing" >&2
+    echo "  (Debian: apt-get install libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0, then build again)" >&2
+fi
+
 echo "Built $ROOT/dist/hearth/hearth in $((end - start)) s ($(du -sh "$ROOT/dist/hearth" | cut -f1))."
 echo "Check it with: bash packaging/check_bundle.sh"
