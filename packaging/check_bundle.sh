@@ -53,14 +53,14 @@ HEARTH="$INSTALL/hearth"
 listing() { (cd "$1" && find . -printf '%p %s %T@ %m\n' | sort); }
 listing "$INSTALL" >"$WORK/before.txt"
 
-mkdir -p "$WORK/home" "$WORK/runtime" "$WORK/xdg-data" "$WORK/xdg-config"
+mkdir -p "$WORK/home" "$WORK/runtime" "$WORK/tmp" "$WORK/xdg-data" "$WORK/xdg-config"
 chmod 700 "$WORK/runtime"
 # A clean environment: no virtualenv, no PYTHONPATH, the system's PATH only.
 clean() {
     local home="$1"
     shift
     env -i HOME="$WORK/home" PATH=/usr/bin:/bin LANG=C.UTF-8 HEARTH_HOME="$home" \
-        XDG_RUNTIME_DIR="$WORK/runtime" XDG_DATA_HOME="$WORK/xdg-data" \
+        TMPDIR="$WORK/tmp" XDG_RUNTIME_DIR="$WORK/runtime" XDG_DATA_HOME="$WORK/xdg-data" \
         XDG_CONFIG_HOME="$WORK/xdg-config" "$@"
 }
 
@@ -154,7 +154,7 @@ else
 
     # -- 7. one Hearth per user across installs ------------------------------------------
     setsid env -i HOME="$WORK/home" PATH=/usr/bin:/bin LANG=C.UTF-8 HEARTH_HOME="$WORK/h7" \
-        XDG_RUNTIME_DIR="$WORK/runtime" XDG_DATA_HOME="$WORK/xdg-data" \
+        TMPDIR="$WORK/tmp" XDG_RUNTIME_DIR="$WORK/runtime" XDG_DATA_HOME="$WORK/xdg-data" \
         XDG_CONFIG_HOME="$WORK/xdg-config" "${source_env[@]}" QT_QPA_PLATFORM=offscreen \
         "$SOURCE" >"$WORK/source-window.out" 2>&1 &
     BG_PIDS+=($!)
