@@ -9,7 +9,8 @@
 #   2. hearth ask --offline answers with the bundled model
 #   3. hearth index add FOLDER, then hearth search finds a file
 #   4. the window (under Xvfb, or Qt's offscreen platform when Xvfb is not
-#      installed) indexes a folder through its index process and quits cleanly
+#      installed) indexes a folder through its index process (the bundle's own
+#      executable) and quits with 0, its index process ended
 #   5. nothing was written inside the read-only install folder
 #   6. a menu entry installed from the bundle follows the bundle when it is
 #      moved, at its next start
@@ -116,6 +117,10 @@ if [[ $code -eq 0 && "$line" == self-test:* ]]; then
     if ! grep -q "$INSTALL/hearth" <<<"$line"; then
         bad "the window's index process did not run the bundle's executable: $line"
     fi
+    child="$(sed -n 's/.*(pid \([0-9]*\),.*/\1/p' <<<"$line")"
+    if [[ -n "$child" ]] && kill -0 "$child" 2>/dev/null; then
+        bad "the index process (pid $child) was still running after the window quit"
+    else ok "the window quit with exit status 0 and its index process ended with it"; fi
 else bad "window self-test (exit $code): $(grep -v -e '^QStandardPaths' "$WORK/window.err" | tail -3)"; fi
 
 # -- 5. nothing written inside the read-only install ------------------------------------
