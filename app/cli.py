@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"hearth {__version__}")
     p.add_argument("--quick-ask", action="store_true",
                    help="open the quick-ask popup (in the running Hearth, if there is one)")
+    # Hidden checks for installs and bundles (app/ui/self_test.py).
+    p.add_argument("--self-test-window", metavar="FOLDER", help=argparse.SUPPRESS)
+    p.add_argument("--self-test-timeout", type=float, default=180.0, metavar="S",
+                   help=argparse.SUPPRESS)
+    p.add_argument("--startup-time", action="store_true", help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     ask = sub.add_parser("ask", help="ask a question; the answer streams to stdout")
@@ -127,6 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return fail("--install-desktop-entry and --uninstall-desktop-entry are used "
                             "on their own", EXIT_USAGE)
             return cli_install.cmd_desktop_entry(args)
+        if args.self_test_window is not None or args.startup_time:
+            if args.command is not None or args.quick_ask or (
+                    args.self_test_window is not None and args.startup_time):
+                return fail("--self-test-window and --startup-time are used on their own",
+                            EXIT_USAGE)
+            from app.ui import self_test
+
+            if args.startup_time:
+                return self_test.startup_time()
+            return self_test.self_test_window(args.self_test_window, args.self_test_timeout)
         if args.command is None:
             from app.ui.launch import launch
 

@@ -37,8 +37,9 @@ def cmd_desktop_entry(args: argparse.Namespace) -> int:
         if args.install_desktop_entry:
             written = desktop.install()
             print(f"Added Hearth to the application menu: {written[0]}")
-            print(f"It starts {desktop.exec_value(desktop.command())}; run this again after "
-                  "moving Hearth to another folder.")
+            print(f"It starts {desktop.exec_value(desktop.command())}. If you move Hearth to "
+                  "another folder, start it once from there (the entry follows it) or run "
+                  "this again.")
         else:
             removed = desktop.uninstall()
             print(f"Removed {len(removed)} file(s) of Hearth's menu entry." if removed
@@ -162,10 +163,17 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
         print(f"hearth: {problem}", file=sys.stderr)
     if problems:
         return EXIT_FAIL
-    print("Removed." + (" The hearth command itself is removed with "
-                        "`pip uninstall hearth` (or by deleting the app's folder)."
-                        if args.purge else ""))
+    print("Removed." + (f" {how_to_remove_the_program()}" if args.purge else ""))
     return EXIT_OK
+
+
+def how_to_remove_the_program() -> str:
+    """The last step of an uninstall, for this kind of install."""
+    if getattr(sys, "frozen", False):
+        return (f"The hearth app itself goes when you delete its folder, "
+                f"{Path(sys.executable).absolute().parent}.")
+    return ("The hearth command itself is removed with `pip uninstall hearth` (or by "
+            "deleting the checkout).")
 
 
 def _print_kept(plan: Plan) -> None:

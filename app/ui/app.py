@@ -21,7 +21,7 @@ from app.settings import Key, Settings, Value
 from app.ui import autostart
 from app.ui.errors import show_error
 from app.ui.folders_dialog import FoldersDialog
-from app.ui.global_shortcut import GlobalShortcut
+from app.ui.global_shortcut import OS_SHORTCUT_HINT, GlobalShortcut
 from app.ui.indexing import IndexService
 from app.ui.main_window import MainWindow
 from app.ui.models_dialog import ModelsDialog, ModelService
@@ -33,6 +33,8 @@ from app.ui.tray import Tray
 
 log = logging.getLogger(__name__)
 
+# How long the status bar says there is no tray (then the index and answers use it).
+NO_TRAY_NOTICE_MS = 30_000
 MODEL_KEYS = frozenset({Key.MODEL_PATH, Key.MODEL_CONTEXT_SIZE, Key.MODEL_THREADS,
                         Key.MODEL_GPU_LAYERS})
 
@@ -64,6 +66,7 @@ class HearthApp(QObject):
         self.models = ModelService(settings, paths, self)
         self.models_dialog: ModelsDialog | None = None
         self.shortcut = GlobalShortcut(self)
+        self.no_tray_notice = ""  # what the status bar said at start when there is no tray
         self._quit_done = False
         if settings.notice:
             # Stays until the next question: a status-bar message would be gone
@@ -313,11 +316,29 @@ class HearthApp(QObject):
                 and autostart.supported():
             self.apply_start_at_login()  # e.g. turned on with `hearth config set`
         self.shortcut.start(s.quick_ask_shortcut)
+        self._say_if_no_tray()
         self.index.start()
         self.models.refresh()
         self.models.resume_pending()
         # After the window is on screen: the model loads in the background.
         QTimer.singleShot(0, self, self._preload)
+
+    def _say_if_no_tray(self) -> None:
+        """Without a system tray (some Wayland and tiling desktops) the tray's
+        Quick Ask and its way back to a closed window are missing: the window
+        says so, and how to reach Quick Ask instead."""
+        if self.tray.available:
+            self.no_tray_notice = ""
+            return
+        if self.shortcut.active:
+            combo = self.settings.snapshot().ui.quick_ask_shortcut
+            how = f"open Quick Ask with its keyboard shortcut, {combo}"
+        else:
+            how = f"Quick Ask needs a keyboard shortcut: {OS_SHORTCUT_HINT}"
+        self.no_tray_notice = (f"This desktop has no system tray, so closing the window quits "
+                               f"Hearth; {how}.")
+        log.info("no system tray: %s", self.no_tray_notice)
+        self.window.statusBar().showMessage(self.no_tray_notice, NO_TRAY_NOTICE_MS)
 
     def _preload(self) -> None:
         if not self._quit_done:
@@ -353,7 +374,12 @@ class HearthApp(QObject):
             app.quit()
 
 
-def run(request: dict[str, Any] | None = None) -> int:
+def run(request: dict[str, Any] | None = None,
+        setup: Callable[[HearthApp], object] | None = None,
+        server_name: str | None = None) -> int:
+    """Run the window until it quits. `setup` is given the application before it
+    starts (the hidden self-test uses it); `server_name` overrides the
+    single-instance socket's name."""
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     QApplication.setApplicationName("Hearth")
@@ -365,7 +391,9 @@ def run(request: dict[str, Any] | None = None) -> int:
     app.setWindowIcon(app_icon())
     settings = Settings.load()
     apply_theme(app, settings.snapshot().ui.theme)
-    hearth = HearthApp(settings, get_paths())
+    hearth = HearthApp(settings, get_paths(), server_name)
+    if setup is not None:
+        setup(hearth)
     try:
         desktop.refresh_moved([desktop.entry_path(), autostart.entry_path()])
     except OSError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,28 @@ def test_a_moved_install_is_pointed_at_again_and_another_install_is_left_alone(
     assert desktop.refresh_moved([moved, other, tmp_path / "missing.desktop"]) == [moved]
     assert moved.read_text() == current
     assert other.read_text() == before_other
+
+
+def test_a_moved_bundle_is_pointed_at_its_new_place_when_it_next_starts(
+        xdg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bundle's executable is sys.executable (frozen); the entry names it.
+    old = tmp_path / "Downloads" / "hearth" / "hearth"
+    old.parent.mkdir(parents=True)
+    old.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(old))
+    entry = desktop.entry_path()
+    desktop.write_entry(entry)  # what --install-desktop-entry writes
+    assert f"Exec={old}" in entry.read_text().splitlines()
+    # The user moves the whole folder; the next start runs from there.
+    moved = tmp_path / "My Apps" / "hearth"
+    moved.parent.mkdir()
+    shutil.move(old.parent, moved)
+    monkeypatch.setattr(sys, "executable", str(moved / "hearth"))
+    assert desktop.refresh_moved([entry, autostart.entry_path()]) == [entry]
+    execs = [line for line in entry.read_text().splitlines() if line.startswith("Exec=")]
+    assert execs and all(line.startswith(f"Exec={desktop.exec_value([str(moved / 'hearth')])}")
+                         for line in execs)
+    assert desktop.program_of(execs[0].removeprefix("Exec=")) == str(moved / "hearth")
+    # Started again from the same place, nothing changes.
+    assert desktop.refresh_moved([entry]) == []

@@ -4,6 +4,7 @@ without --purge, and with it removes data, settings and the keyring's keys."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,14 @@ def test_a_key_from_the_environment_is_not_hearths_to_remove(
     assert done.returncode == 0, done.stderr
     assert "API key of provider" not in done.stdout
     assert "hearth/groq" in json.loads(Path(env["HEARTH_TEST_KEYRING"]).read_text())
+
+
+def test_the_last_step_names_the_bundles_folder(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.cli_install import how_to_remove_the_program
+
+    assert "pip uninstall hearth" in how_to_remove_the_program()
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "hearth" / "hearth"))
+    assert how_to_remove_the_program() == (
+        f"The hearth app itself goes when you delete its folder, {tmp_path / 'hearth'}.")
