@@ -126,7 +126,8 @@ class Retriever:
         # A question longer than the model reads is embedded by its start; the
         # keyword side still sees all of it.
         pieces = self.embedder.split(question, self.embedder.max_tokens - 2)
-        return self.embedder.embed([pieces[0] if pieces else question])[0]
+        vector: np.ndarray = self.embedder.embed([pieces[0] if pieces else question])[0]
+        return vector
 
     def search(self, question: str, k: int = 8, *, folders: Sequence[int] | None = None,
                kinds: Sequence[str] | None = None, path_glob: str | None = None,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from app.core.errors import (
     ContextOverflowError,
@@ -50,6 +50,7 @@ from app.core.models.fit import FitEstimate, Shape, estimate, gpu_memory
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import ChatFormatterResponse
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +141,15 @@ def new_llama(**kwargs: Any) -> Llama:
     return Llama(**kwargs)
 
 
-class _Job:
+_T = TypeVar("_T")
+
+
+class _Job(Generic[_T]):
     __slots__ = ("fn", "future")
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    def __init__(self, fn: Callable[[], _T]) -> None:
         self.fn = fn
-        self.future: Future[Any] = Future()
+        self.future: Future[_T] = Future()
 
 
 _STOP = object()
@@ -159,7 +163,7 @@ class LocalProvider:
 
     def __init__(self, config: LocalModelConfig) -> None:
         self.config = config
-        self._jobs: queue.Queue[_Job | object] = queue.Queue()
+        self._jobs: queue.Queue[_Job[Any] | object] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         # Owned by the worker thread only:
@@ -280,7 +284,7 @@ class LocalProvider:
 
     # -- owner thread -----------------------------------------------------------
 
-    def _submit(self, fn: Callable[[], Any]) -> Future[Any]:
+    def _submit(self, fn: Callable[[], _T]) -> Future[_T]:
         with self._thread_lock:
             if self._closed:
                 raise GenerationError("The local model has been unloaded.")
@@ -289,7 +293,7 @@ class LocalProvider:
                     target=self._run, name="hearth-llama", daemon=True
                 )
                 self._thread.start()
-        job = _Job(fn)
+        job: _Job[_T] = _Job(fn)
         self._jobs.put(job)
         return job.future
 
@@ -442,11 +446,12 @@ class LocalProvider:
             stop_token_ids=[llm.token_eos()],
         )
 
-    def _render(self, messages: tuple[ChatMessage, ...]) -> Any:
+    def _render(self, messages: tuple[ChatMessage, ...]) -> ChatFormatterResponse:
         try:
-            return self._formatter(
+            response: ChatFormatterResponse = self._formatter(
                 messages=[{"role": m.role, "content": m.content} for m in messages]
             )
+            return response
         except Exception as exc:  # a template that raises (e.g. role order rules)
             raise GenerationError(
                 f"The model's chat template could not format this conversation: {exc}."
@@ -615,7 +620,7 @@ class LocalProvider:
             llm.n_tokens = cached
         else:
             cached = 0
-            llm.reset()
+            llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
         emit(PromptProgress(cached, total))
         for start in range(cached, len(body), step):
             llm.eval(body[start:start + step])
