@@ -121,9 +121,11 @@ class KnowledgeBase:
         name = "hearth-" + self.embedder.id
         self.needs_repair = False
         if not self.writer:
+            from chromadb.errors import NotFoundError
+
             try:
                 self.vectors: VectorStore | None = VectorStore(client, name, create=False)
-            except Exception:
+            except NotFoundError:
                 self.vectors = None  # nothing indexed yet with this model
             else:
                 self.vectors.cache = self._vector_cache(name)

@@ -129,7 +129,8 @@ class Retriever:
         vector: np.ndarray = self.embedder.embed([pieces[0] if pieces else question])[0]
         return vector
 
-    def search(self, question: str, k: int = 8, *, folders: Sequence[int] | None = None,
+    # Complex on purpose: the ranking steps in order, each with its early exit.
+    def search(self, question: str, k: int = 8, *, folders: Sequence[int] | None = None,  # noqa: C901
                kinds: Sequence[str] | None = None, path_glob: str | None = None,
                mmr: bool = False, per_file: int = 1) -> list[Result]:
         """The best files for the question, each with up to `per_file` of its

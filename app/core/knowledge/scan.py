@@ -163,7 +163,8 @@ class FolderRules:
             ancestors.add(os.path.realpath(d))
         yield from self._walk(under, rel, ignores, ancestors)
 
-    def _walk(self, directory: str, rel: str, ignores: list[tuple[str, Any]],
+    # Complex on purpose: one directory walk with every way a path can fail.
+    def _walk(self, directory: str, rel: str, ignores: list[tuple[str, Any]],  # noqa: C901
               ancestors: set[str]) -> Iterator[Entry | Problem]:
         spec = self._gitignore(directory)
         if spec is not None:

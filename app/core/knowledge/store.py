@@ -619,7 +619,7 @@ class VectorStore:
             self.collection = client.get_collection(collection_name, embedding_function=None)
         try:
             self.max_batch = int(client.get_max_batch_size())
-        except Exception:
+        except Exception:  # noqa: BLE001  an older or remote Chroma may not say; 1000 is safe
             self.max_batch = 1000
 
     @staticmethod

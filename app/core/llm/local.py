@@ -122,7 +122,7 @@ def default_threads() -> int:
         import psutil
 
         physical = psutil.cpu_count(logical=False)
-    except Exception:  # psutil can fail inside some sandboxes
+    except Exception:  # noqa: BLE001  psutil can fail inside some sandboxes, in its own ways
         physical = None
     return max(1, physical or os.cpu_count() or 1)
 
@@ -307,7 +307,7 @@ class LocalProvider:
                     continue
                 try:
                     job.future.set_result(job.fn())
-                except BaseException as exc:  # handed to the caller, never lost
+                except BaseException as exc:  # noqa: BLE001  handed to the caller, never lost
                     job.future.set_exception(exc)
         finally:
             self._unload()
@@ -505,7 +505,7 @@ class LocalProvider:
         import llama_cpp
 
         callback = self._abort_cb if on else llama_cpp.ggml_abort_callback()
-        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, None)
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, callback, None)
         self._abort_on = on
 
     def _generate(
@@ -523,7 +523,8 @@ class LocalProvider:
             self._set_abort(False)
             emit(_END)
 
-    def _generate_inner(
+    # Complex on purpose: the token loop and all its stop conditions.
+    def _generate_inner(  # noqa: C901
         self, request: ChatRequest, cancel: CancelToken, emit: Callable[[Any], None]
     ) -> None:
         loaded = self._ensure_loaded()
@@ -606,17 +607,21 @@ class LocalProvider:
         the user sees it being read). `generate` then finds them in the cache
         and reads only the last token. The prefix already in the cache from
         the previous question is reused, as `generate` itself would."""
+        import llama_cpp
+
         total = len(tokens)
         step = max(1, int(llm.n_batch))
-        if total <= step or llm._is_recurrent or llm._is_hybrid:
+        if total <= step or llama_cpp.llama_model_is_recurrent(llm.model) \
+                or llama_cpp.llama_model_is_hybrid(llm.model):
             return  # one batch: nothing to report; recurrent state cannot be trimmed
         body = tokens[:-1]
         cached = 0
-        for a, b in zip(llm._input_ids, body, strict=False):
+        for a, b in zip(llm.input_ids[: llm.n_tokens], body, strict=False):
             if a != b:
                 break
             cached += 1
-        if cached and llm._ctx.kv_cache_seq_rm(-1, cached, -1):
+        memory = llama_cpp.llama_get_memory(llm.ctx)
+        if cached and llama_cpp.llama_memory_seq_rm(memory, 0, cached, -1):
             llm.n_tokens = cached
         else:
             cached = 0
@@ -652,7 +657,7 @@ def control_tokens(llm: Llama) -> ControlTokens:
     model's vocabulary, read from the model itself."""
     import llama_cpp
 
-    vocab = llm._model.vocab
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
     control: list[str] = []
     user: list[str] = []
     for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
@@ -671,7 +676,7 @@ def _token_text(llm: Llama, token: int) -> str:
 def _is_eog(llm: Llama, token: int) -> bool:
     import llama_cpp
 
-    return bool(llama_cpp.llama_vocab_is_eog(llm._model.vocab, token))
+    return bool(llama_cpp.llama_vocab_is_eog(llama_cpp.llama_model_get_vocab(llm.model), token))
 
 
 class _StopMatcher:
