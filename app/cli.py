@@ -165,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
+# Complex on purpose: one branch per option of `hearth ask`, read top to bottom.
+def cmd_ask(args: argparse.Namespace) -> int:  # noqa: C901
     from app.core.answer import AnswerSession
     from app.core.assistant import AskOptions, Assistant
     from app.core.events import Delta, Fallback, Progress

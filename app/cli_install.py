@@ -191,7 +191,7 @@ def _remove(plan: Plan) -> list[str]:
     for name in plan.keys:
         try:
             delete_key(name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  keyring backends raise their own types; removal goes on
             problems.append(f"the key of {name!r} could not be removed from the keyring: "
                             f"{exc}")
     for _what, path in plan.files:

@@ -23,7 +23,7 @@ GB = 1024**3
 
 def add_parsers(sub: Any) -> None:
     models = sub.add_parser("models", help="model catalog: list, pull, import, remove, use, info")
-    msub = models.add_subparsers(dest="action", required=True, parser_class=sub._parser_class)
+    msub = models.add_subparsers(dest="action", required=True, parser_class=type(models))
     lst = msub.add_parser("list", help="installed and available models with size and fit")
     lst.add_argument("--json", action="store_true")
     pull = msub.add_parser("pull", help="download a catalog model (resumes; Ctrl+C pauses)")

@@ -54,31 +54,36 @@ class Setting:
             return f"{kind} from {_fmt(self.minimum)} to {_fmt(self.maximum)}"
         return "text" if self.type is str else self.type.__name__
 
-    def validate(self, value: Any) -> Value:
+    def validate(self, value: object) -> Value:
         """Return `value` as this setting's type, or raise SettingsError."""
         bad = SettingsError(f"{self.key} must be {self.allowed()}; got {value!r}.")
         if self.type is bool:
             if not isinstance(value, bool):
                 raise bad
             return value
+        checked: Value
         if self.type is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise bad
+            checked = value
         elif self.type is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise bad
-            value = float(value)
-            if not math.isfinite(value):
+            checked = float(value)
+            if not math.isfinite(checked):
                 raise bad
-        elif self.type is str and not isinstance(value, str):
+        elif isinstance(value, str):  # self.type is str: the only other kind
+            checked = value
+        else:
             raise bad
-        if self.choices is not None and value not in self.choices:
+        if self.choices is not None and checked not in self.choices:
             raise bad
-        if self.minimum is not None and value < self.minimum:
-            raise bad
-        if self.maximum is not None and value > self.maximum:
-            raise bad
-        return value
+        if isinstance(checked, int | float):
+            if self.minimum is not None and checked < self.minimum:
+                raise bad
+            if self.maximum is not None and checked > self.maximum:
+                raise bad
+        return checked
 
     def parse(self, text: str) -> Value:
         """Parse a value typed on the command line, then validate it."""

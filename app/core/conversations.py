@@ -1,5 +1,6 @@
 """The conversation store: SQLite in WAL mode, schema changed only by named,
-append-only migrations (a migration, once released, is never edited)."""
+append-only migrations (a migration, once released, is never edited), run by
+app.core.migrations."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 from app.core.db import SQLiteFile
 from app.core.errors import HearthError
+from app.core.migrations import Migration
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (
+MIGRATIONS: tuple[Migration, ...] = (
     (
         "0001_conversations_and_messages",
         """
@@ -141,28 +143,11 @@ class ConversationStore(SQLiteFile):
     NOT_A = "conversation database"
     NAME = "conversation store"
     FOLDER = "data folder"
-
-    def _migrate(self) -> None:
-        with self.tx() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)"
-            )
-            done = {row[0] for row in db.execute("SELECT name FROM migrations")}
-            for name, sql in MIGRATIONS:
-                if name in done:
-                    continue
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+    MIGRATIONS = MIGRATIONS
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
-
-    def applied_migrations(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT name FROM migrations ORDER BY name")]
 
     # -- conversations -----------------------------------------------------------
 

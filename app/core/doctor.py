@@ -19,7 +19,7 @@ GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "MUS
 def llama_build() -> dict[str, Any]:
     try:
         import llama_cpp
-    except Exception as exc:  # a broken or missing build is exactly what doctor reports
+    except Exception as exc:  # noqa: BLE001  a broken or missing build is exactly what doctor reports
         return {"installed": False, "error": f"llama-cpp-python cannot be imported: {exc}"}
     info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
     # system_info reads like "CPU : SSE3 = 1 | AVX = 1 | ... | OPENMP = 1 |".

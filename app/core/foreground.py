@@ -122,7 +122,8 @@ def _alive(name: str, made: float, now: float) -> bool:
     try:
         # A process started after the mark was written is not the one that
         # wrote it: the pid was reused after a crash.
-        return psutil.Process(pid).create_time() <= made + 1.0
+        started: float = psutil.Process(pid).create_time()
+        return started <= made + 1.0
     except psutil.NoSuchProcess:
         return False
     except psutil.Error:

@@ -183,17 +183,17 @@ def _patch() -> None:
     with _lock:
         if _original_connect is not None:
             return
-        _original_connect = socket.socket.connect
-        _original_connect_ex = socket.socket.connect_ex
-        _original_getaddrinfo = socket.getaddrinfo
+        real_connect = _original_connect = socket.socket.connect
+        real_connect_ex = _original_connect_ex = socket.socket.connect_ex
+        real_getaddrinfo = _original_getaddrinfo = socket.getaddrinfo
 
         def connect(self: socket.socket, address: Any) -> None:
             _check(self, address)
-            return _original_connect(self, address)
+            real_connect(self, address)
 
         def connect_ex(self: socket.socket, address: Any) -> int:
             _check(self, address)
-            return _original_connect_ex(self, address)
+            return real_connect_ex(self, address)
 
         def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
             if host is not None and not network_allowed() and not _is_local(
@@ -203,7 +203,7 @@ def _patch() -> None:
                     f"Hearth is offline, so {host} was not looked up; "
                     "turn offline mode off to use the network."
                 )
-            return _original_getaddrinfo(host, *args, **kwargs)
+            return real_getaddrinfo(host, *args, **kwargs)
 
         socket.socket.connect = connect  # type: ignore[method-assign,assignment]
         socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]

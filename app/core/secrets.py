@@ -131,7 +131,7 @@ def set_key(provider: str, key: str) -> None:
 
     try:
         keyring.set_password(SERVICE, provider, key)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  each keyring backend raises its own types
         # The exception text could echo the key back; log its type only.
         log.error("storing the key for %s failed: %s", provider, type(exc).__name__)
         raise KeyringUnusableError(

@@ -116,7 +116,10 @@ class ConversationList(QWidget):
 
     def current_id(self) -> str | None:
         item = self.list.currentItem()
-        return item.data(ID_ROLE) if item is not None else None
+        if item is None:
+            return None
+        conversation_id: str | None = item.data(ID_ROLE)
+        return conversation_id
 
     def select(self, conversation_id: str | None) -> None:
         """Highlight a conversation without reloading it."""

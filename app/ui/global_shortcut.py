@@ -27,7 +27,7 @@ def unavailable_reason() -> str | None:
             return f"No X11 display for a global shortcut; {OS_SHORTCUT_HINT}."
     try:
         import pynput  # noqa: F401
-    except Exception:  # ImportError, or a backend that fails to start
+    except Exception:  # noqa: BLE001  ImportError, or a backend that fails to start
         return ("The optional pynput package is not installed (pip install pynput); "
                 f"or {OS_SHORTCUT_HINT}.")
     return None
@@ -64,7 +64,7 @@ class GlobalShortcut(QObject):
             self._listener = keyboard.GlobalHotKeys({combo: self.activated.emit})
             self._listener.daemon = True
             self._listener.start()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  pynput's backends (Xlib, win32) raise their own
             self._listener = None
             self.note = f"The shortcut {combo} could not be registered ({exc}); {OS_SHORTCUT_HINT}."
             log.warning("%s", self.note)

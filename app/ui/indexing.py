@@ -23,7 +23,6 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.knowledge import protocol as p
 from app.core.knowledge.index_client import IndexProcess, IndexProcessDied
-from app.core.knowledge.index_server import SHUTTING_DOWN
 from app.paths import Paths
 from app.settings import Settings, Value
 from app.ui.workers import WorkerSet, run_op
@@ -168,7 +167,7 @@ class IndexService(QObject):
             # On the reader thread (or here, if it failed before it was sent).
             exc = f.exception()
             if exc is not None:
-                if self._stopped and str(exc) == SHUTTING_DOWN:
+                if self._stopped and str(exc) == p.SHUTTING_DOWN:
                     return
                 if isinstance(exc, IndexProcessDied) and not report:
                     return  # nothing the user asked for; the death itself is reported

@@ -18,13 +18,13 @@ log = logging.getLogger(__name__)
 
 
 class _Runner(QThread):
-    def __init__(self, worker: GeneratorWorker) -> None:
+    def __init__(self, body: Callable[[], None]) -> None:
         super().__init__()
-        self._worker = worker
+        self._body = body
         self.setObjectName("hearth-worker")
 
     def run(self) -> None:
-        self._worker._iterate()
+        self._body()
 
 
 class GeneratorWorker(QObject):
@@ -50,7 +50,7 @@ class GeneratorWorker(QObject):
         super().__init__(parent)
         self._work = work
         self.cancel = CancelToken()
-        self._thread = _Runner(self)
+        self._thread = _Runner(self._iterate)
         self._active = False
 
     def start(self) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +19,7 @@ from app.core.knowledge.chunker import CHUNKER_VERSION
 from app.core.knowledge.embedder import MiniLMEmbedder
 from app.core.knowledge.indexer import Indexer
 from app.core.knowledge.location import has_folders as has_folders
-from app.core.knowledge.retriever import Result, Retriever
+from app.core.knowledge.retriever import Result, Retriever, search_pool
 from app.core.knowledge.scan import normalise_folder
 from app.core.knowledge.store import (
     FAILED,
@@ -69,6 +70,10 @@ class KnowledgeBase:
                  embedder: Any = None) -> None:
         self.paths = paths
         self.settings = settings
+        # Threads for the keyword side of searches: made at the first search,
+        # shut down by close().
+        self._search_pool: ThreadPoolExecutor | None = None
+        self._search_pool_lock = threading.Lock()
         self.dir = knowledge_dir(paths)
         self.writer = writer
         self._lock: Any = None
@@ -120,9 +125,11 @@ class KnowledgeBase:
         name = "hearth-" + self.embedder.id
         self.needs_repair = False
         if not self.writer:
+            from chromadb.errors import NotFoundError
+
             try:
                 self.vectors: VectorStore | None = VectorStore(client, name, create=False)
-            except Exception:
+            except NotFoundError:
                 self.vectors = None  # nothing indexed yet with this model
             else:
                 self.vectors.cache = self._vector_cache(name)
@@ -174,6 +181,10 @@ class KnowledgeBase:
     def close(self) -> None:
         if self._indexer is not None:
             self._indexer.cancel.set()
+        with self._search_pool_lock:
+            pool, self._search_pool = self._search_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)  # a keyword search in flight ends first
         if self.writer and self._lock is not None:
             try:
                 self.manifest.set_meta("writer_clean", "1")
@@ -300,7 +311,11 @@ class KnowledgeBase:
 
     @property
     def retriever(self) -> Retriever:
-        return Retriever(self.manifest, self.vectors, self.embedder)
+        with self._search_pool_lock:
+            if self._search_pool is None:
+                self._search_pool = search_pool()
+            pool = self._search_pool
+        return Retriever(self.manifest, self.vectors, self.embedder, pool)
 
     def search(self, question: str, k: int | None = None, *,
                folders: Sequence[str] | None = None, kinds: Sequence[str] | None = None,

@@ -146,7 +146,8 @@ def _blocks(doc: Document) -> Iterator[_Block]:
             yield block
 
 
-def _split(kind: str, lines: list[tuple[int, str]], page: int | None) -> Iterator[_Block]:
+# Complex on purpose: one pass over a document's lines; each kind of block is a branch.
+def _split(kind: str, lines: list[tuple[int, str]], page: int | None) -> Iterator[_Block]:  # noqa: C901
     """Blocks: runs of non-blank lines, cut at structure (headings, fences, defs)."""
     current: list[tuple[int, str]] = []
     boundary = False
@@ -266,7 +267,8 @@ def _units(blocks: list[_Block], counter: TokenCounter, max_tokens: int, prose: 
     return out
 
 
-def _pack(blocks: list[_Block], units_by_block: list[list[_Unit]], max_tokens: int,
+# Complex on purpose: one pass packing units into chunks; the state is shared by all cases.
+def _pack(blocks: list[_Block], units_by_block: list[list[_Unit]], max_tokens: int,  # noqa: C901
           overlap: int) -> list[list[_Unit]]:
     """Units grouped into passages (each group's units in order)."""
     groups: list[list[_Unit]] = []

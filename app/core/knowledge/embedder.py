@@ -244,4 +244,5 @@ def pool_and_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     emb = summed / counts
     norm = np.linalg.norm(emb, axis=1)
     norm[norm == 0] = 1e-12
-    return (emb / norm[:, None]).astype(np.float32)
+    out: np.ndarray = (emb / norm[:, None]).astype(np.float32)
+    return out

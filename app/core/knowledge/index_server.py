@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # Progress reaches the window at most this often (the last state always does).
 PROGRESS_EVERY_S = 0.1
-SHUTTING_DOWN = "Hearth is shutting down."
+SHUTTING_DOWN = p.SHUTTING_DOWN
 # Settings read only when the watcher starts, or when the index is opened.
 WATCH_SETTINGS = frozenset({Key.KNOWLEDGE_DEBOUNCE_MS, Key.KNOWLEDGE_RECONCILE_MINUTES})
 OPEN_SETTINGS = frozenset({Key.KNOWLEDGE_EMBED_THREADS, Key.KNOWLEDGE_CHROMA_MODE,
@@ -391,7 +391,7 @@ def received(conn: Connection) -> Iterator[object]:
             yield conn.recv()
         except (EOFError, OSError):
             return
-        except Exception as exc:  # anything unpickling may raise: the pipe itself is fine
+        except Exception as exc:  # noqa: BLE001  anything unpickling may raise: the pipe itself is fine
             yield Malformed(exc)
 
 

@@ -427,7 +427,8 @@ class Indexer:
         return [t if n <= room else self.embedder.split(t, room)[0]
                 for t, n in zip(texts, counts, strict=True)]
 
-    def _commit(self, batch: list[_Prepared], stats: ev.Stats, progress: ev.Progress,
+    # Complex on purpose: the steps of one write transaction, in order.
+    def _commit(self, batch: list[_Prepared], stats: ev.Stats, progress: ev.Progress,  # noqa: C901
                 embed_total: list[int]) -> None:
         with self._lock:
             for p in batch:

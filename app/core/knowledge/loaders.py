@@ -250,7 +250,8 @@ def _docx(data: bytes) -> tuple[Segment, ...]:
 
 def _html(source: str) -> tuple[Segment, ...]:
     """Visible text of a page, one segment per text run, each with its source line."""
-    from bs4 import BeautifulSoup, Comment, Doctype, NavigableString
+    from bs4 import BeautifulSoup, Comment, Doctype
+    from bs4.element import NavigableString
 
     soup = BeautifulSoup(source, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "svg"]):

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 # Raised whenever a message changes shape: a window and an index process of
 # different Hearth versions (an upgrade while the window runs) refuse each other.
 PROTOCOL_VERSION = 1
+# Why a call failed when the index process is stopping (the window stays quiet).
+SHUTTING_DOWN = "Hearth is shutting down."
 
 # The settings the index process reads; the window sends them again when they change.
 INDEX_SETTINGS = tuple(s.key for s in SETTINGS if s.key.startswith("knowledge."))

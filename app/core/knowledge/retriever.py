@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import threading
-from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,20 +114,46 @@ def fts_query(words: Sequence[str]) -> str | None:
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
+# BM25 hits: (chunk id, score) among passages, (path, score) among documents.
+_KeywordHits = tuple[list[tuple[str, float]], list[tuple[str, float]]]
+
+
+def search_pool() -> ThreadPoolExecutor:
+    """Threads for the keyword side of searches, beside the vector side. Its
+    owner (the knowledge base) shuts it down when it closes."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="hearth-search-keywords")
+
+
+def _run_now(fn: Callable[[], _KeywordHits]) -> Future[_KeywordHits]:
+    done: Future[_KeywordHits] = Future()
+    try:
+        done.set_result(fn())
+    except BaseException as exc:  # noqa: BLE001  raised again by .result(), as a pool would
+        done.set_exception(exc)
+    return done
+
+
 class Retriever:
-    def __init__(self, manifest: Manifest, vectors: VectorStore | None, embedder: Embedder
-                 ) -> None:
+    """Searches the manifest (keywords) and the vectors. With `pool`, the
+    keyword search runs on it beside the vector search; without one, first,
+    on the calling thread."""
+
+    def __init__(self, manifest: Manifest, vectors: VectorStore | None, embedder: Embedder,
+                 pool: Executor | None = None) -> None:
         self.manifest = manifest
         self.vectors = vectors
         self.embedder = embedder
+        self.pool = pool
 
     def embed_query(self, question: str) -> np.ndarray:
         # A question longer than the model reads is embedded by its start; the
         # keyword side still sees all of it.
         pieces = self.embedder.split(question, self.embedder.max_tokens - 2)
-        return self.embedder.embed([pieces[0] if pieces else question])[0]
+        vector: np.ndarray = self.embedder.embed([pieces[0] if pieces else question])[0]
+        return vector
 
-    def search(self, question: str, k: int = 8, *, folders: Sequence[int] | None = None,
+    # Complex on purpose: the ranking steps in order, each with its early exit.
+    def search(self, question: str, k: int = 8, *, folders: Sequence[int] | None = None,  # noqa: C901
                kinds: Sequence[str] | None = None, path_glob: str | None = None,
                mmr: bool = False, per_file: int = 1) -> list[Result]:
         """The best files for the question, each with up to `per_file` of its
@@ -141,7 +166,11 @@ class Retriever:
         sims: dict[str, float] = {}
         # The keyword search (SQLite) runs beside the query's embedding and the
         # vector search (onnxruntime, Chroma); all three release the GIL.
-        keyword_job = _pool().submit(self._keyword, question, n, folders, kinds)
+        def keywords() -> _KeywordHits:
+            return self._keyword(question, n, folders, kinds)
+
+        keyword_job = (self.pool.submit(keywords) if self.pool is not None
+                       else _run_now(keywords))
         qv: np.ndarray | None = None
         vector_ids: list[str] = []
         try:
@@ -240,8 +269,7 @@ class Retriever:
         return out
 
     def _keyword(self, question: str, n: int, folders: Sequence[int] | None,
-                 kinds: Sequence[str] | None
-                 ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+                 kinds: Sequence[str] | None) -> _KeywordHits:
         """BM25 hits among passages (chunk ids) and among whole documents
         (file paths)."""
         words = keywords(question)
@@ -256,19 +284,6 @@ class Retriever:
             return [], []
         return (self.manifest.keyword_search(q, n, folders, kinds),
                 self.manifest.document_search(q, n, folders, kinds))
-
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ThreadPoolExecutor"
-                                           "-hearth-keywords")
-        return _executor
 
 
 def _where(folders: Sequence[int] | None, kinds: Sequence[str] | None) -> dict[str, Any] | None:

@@ -22,6 +22,9 @@ import pathspec
 from app.core.knowledge.loaders import kind_of
 from app.core.knowledge.store import Folder
 
+# Every spec here is built by GitIgnoreSpec.from_lines (gitignore rules).
+_Spec = pathspec.GitIgnoreSpec
+
 SKIP_DIRS = {
     "node_modules", "__pycache__", "venv", "env", "virtualenv", "site-packages",
     "bower_components", "__pypackages__", "build", "dist", "target", "_build", "out",
@@ -45,7 +48,7 @@ class Problem:
     reason: str
 
 
-def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec | None:
+def _spec(patterns: tuple[str, ...]) -> _Spec | None:
     return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
 
 
@@ -55,7 +58,7 @@ class FolderRules:
         self.real_root = os.path.realpath(folder.path)
         self.include = _spec(folder.include)
         self.exclude = _spec(folder.exclude)
-        self._ignore_cache: dict[str, tuple[float, pathspec.PathSpec | None]] = {}
+        self._ignore_cache: dict[str, tuple[float, _Spec | None]] = {}
 
     # -- single paths (the watcher asks these) -----------------------------------
 
@@ -120,7 +123,7 @@ class FolderRules:
             return None
         return kind_of(posix)
 
-    def _gitignore(self, directory: str) -> pathspec.PathSpec | None:
+    def _gitignore(self, directory: str) -> _Spec | None:
         path = os.path.join(directory, ".gitignore")
         try:
             mtime = os.stat(path).st_mtime
@@ -132,7 +135,7 @@ class FolderRules:
             return cached[1]
         try:
             with open(path, encoding="utf-8", errors="replace") as fh:
-                spec: pathspec.PathSpec | None = pathspec.GitIgnoreSpec.from_lines(fh)
+                spec: _Spec | None = pathspec.GitIgnoreSpec.from_lines(fh)
         except OSError:
             spec = None
         self._ignore_cache[directory] = (mtime, spec)
@@ -160,7 +163,8 @@ class FolderRules:
             ancestors.add(os.path.realpath(d))
         yield from self._walk(under, rel, ignores, ancestors)
 
-    def _walk(self, directory: str, rel: str, ignores: list[tuple[str, Any]],
+    # Complex on purpose: one directory walk with every way a path can fail.
+    def _walk(self, directory: str, rel: str, ignores: list[tuple[str, Any]],  # noqa: C901
               ancestors: set[str]) -> Iterator[Entry | Problem]:
         spec = self._gitignore(directory)
         if spec is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,10 @@ import numpy as np
 from app.core.db import SQLiteFile
 from app.core.errors import HearthError
 from app.core.knowledge.location import knowledge_dir as knowledge_dir
+from app.core.migrations import Migration
 from app.paths import Paths
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (
+MIGRATIONS: tuple[Migration, ...] = (
     (
         "0001_folders_files_chunks",
         """
@@ -188,6 +189,7 @@ class Manifest(SQLiteFile):
     FOLDER = "index folder"
     BUSY_TIMEOUT_MS = 10000
     SYNCHRONOUS = "NORMAL"
+    MIGRATIONS = MIGRATIONS
 
     def __init__(self, path: Path) -> None:
         self._df_cache: dict[str, int] = {}
@@ -202,20 +204,6 @@ class Manifest(SQLiteFile):
     def data_version(self) -> int:
         """Changes whenever another connection (another process) has written."""
         return int(self.query("PRAGMA data_version")[0][0])
-
-    def _migrate(self) -> None:
-        with self.tx() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)"
-            )
-            done = {row[0] for row in db.execute("SELECT name FROM migrations")}
-            for name, sql in MIGRATIONS:
-                if name in done:
-                    continue
-                # Triggers contain ';' inside BEGIN…END, so the script runs whole.
-                for statement in _statements(sql):
-                    db.execute(statement)
-                db.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
 
     # -- meta ------------------------------------------------------------------
 
@@ -518,20 +506,6 @@ def compare(manifest: Manifest, vectors: VectorStore | None) -> Disagreement:
     return Disagreement(frozenset(stored - listed), frozenset(listed - stored))
 
 
-def _statements(script: str) -> Iterator[str]:
-    buf = ""
-    for part in script.split(";"):
-        buf += part
-        if sqlite3.complete_statement(buf + ";"):
-            if buf.strip():
-                yield buf.strip()
-            buf = ""
-        else:
-            buf += ";"
-    if buf.strip():
-        yield buf.strip()
-
-
 class VectorCache(SQLiteFile):
     """A local copy of a collection's vectors by chunk id (SQLite, beside the
     manifest), so a search reads the vectors of the passages it found by
@@ -619,7 +593,7 @@ class VectorStore:
             self.collection = client.get_collection(collection_name, embedding_function=None)
         try:
             self.max_batch = int(client.get_max_batch_size())
-        except Exception:
+        except Exception:  # noqa: BLE001  an older or remote Chroma may not say; 1000 is safe
             self.max_batch = 1000
 
     @staticmethod

@@ -89,6 +89,11 @@ class Watcher:
         self._thread = threading.Thread(target=self._run, name="hearth-index-watch", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask `wait()` to return; safe in a signal handler (it only sets a flag).
+        `stop()` then does the actual stopping."""
+        self._stop.set()
+
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
         self.kb.indexer.cancel.set()

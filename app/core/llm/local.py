@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from app.core.errors import (
     ContextOverflowError,
@@ -51,6 +51,7 @@ from app.settings_types import DEFAULTS, SettingsSnapshot
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import ChatFormatterResponse
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def default_threads() -> int:
         import psutil
 
         physical = psutil.cpu_count(logical=False)
-    except Exception:  # psutil can fail inside some sandboxes
+    except Exception:  # noqa: BLE001  psutil can fail inside some sandboxes, in its own ways
         physical = None
     return max(1, physical or os.cpu_count() or 1)
 
@@ -148,12 +149,15 @@ def new_llama(**kwargs: Any) -> Llama:
     return Llama(**kwargs)
 
 
-class _Job:
+_T = TypeVar("_T")
+
+
+class _Job(Generic[_T]):
     __slots__ = ("fn", "future")
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    def __init__(self, fn: Callable[[], _T]) -> None:
         self.fn = fn
-        self.future: Future[Any] = Future()
+        self.future: Future[_T] = Future()
 
 
 _STOP = object()
@@ -167,7 +171,7 @@ class LocalProvider:
 
     def __init__(self, config: LocalModelConfig) -> None:
         self.config = config
-        self._jobs: queue.Queue[_Job | object] = queue.Queue()
+        self._jobs: queue.Queue[_Job[Any] | object] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         # Owned by the worker thread only:
@@ -288,7 +292,7 @@ class LocalProvider:
 
     # -- owner thread -----------------------------------------------------------
 
-    def _submit(self, fn: Callable[[], Any]) -> Future[Any]:
+    def _submit(self, fn: Callable[[], _T]) -> Future[_T]:
         with self._thread_lock:
             if self._closed:
                 raise GenerationError("The local model has been unloaded.")
@@ -297,7 +301,7 @@ class LocalProvider:
                     target=self._run, name="hearth-llama", daemon=True
                 )
                 self._thread.start()
-        job = _Job(fn)
+        job: _Job[_T] = _Job(fn)
         self._jobs.put(job)
         return job.future
 
@@ -311,7 +315,7 @@ class LocalProvider:
                     continue
                 try:
                     job.future.set_result(job.fn())
-                except BaseException as exc:  # handed to the caller, never lost
+                except BaseException as exc:  # noqa: BLE001  handed to the caller, never lost
                     job.future.set_exception(exc)
         finally:
             self._unload()
@@ -450,11 +454,12 @@ class LocalProvider:
             stop_token_ids=[llm.token_eos()],
         )
 
-    def _render(self, messages: tuple[ChatMessage, ...]) -> Any:
+    def _render(self, messages: tuple[ChatMessage, ...]) -> ChatFormatterResponse:
         try:
-            return self._formatter(
+            response: ChatFormatterResponse = self._formatter(
                 messages=[{"role": m.role, "content": m.content} for m in messages]
             )
+            return response
         except Exception as exc:  # a template that raises (e.g. role order rules)
             raise GenerationError(
                 f"The model's chat template could not format this conversation: {exc}."
@@ -508,7 +513,7 @@ class LocalProvider:
         import llama_cpp
 
         callback = self._abort_cb if on else llama_cpp.ggml_abort_callback()
-        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, None)
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, callback, None)
         self._abort_on = on
 
     def _generate(
@@ -526,7 +531,8 @@ class LocalProvider:
             self._set_abort(False)
             emit(_END)
 
-    def _generate_inner(
+    # Complex on purpose: the token loop and all its stop conditions.
+    def _generate_inner(  # noqa: C901
         self, request: ChatRequest, cancel: CancelToken, emit: Callable[[Any], None]
     ) -> None:
         loaded = self._ensure_loaded()
@@ -609,21 +615,25 @@ class LocalProvider:
         the user sees it being read). `generate` then finds them in the cache
         and reads only the last token. The prefix already in the cache from
         the previous question is reused, as `generate` itself would."""
+        import llama_cpp
+
         total = len(tokens)
         step = max(1, int(llm.n_batch))
-        if total <= step or llm._is_recurrent or llm._is_hybrid:
+        if total <= step or llama_cpp.llama_model_is_recurrent(llm.model) \
+                or llama_cpp.llama_model_is_hybrid(llm.model):
             return  # one batch: nothing to report; recurrent state cannot be trimmed
         body = tokens[:-1]
         cached = 0
-        for a, b in zip(llm._input_ids, body, strict=False):
+        for a, b in zip(llm.input_ids[: llm.n_tokens], body, strict=False):
             if a != b:
                 break
             cached += 1
-        if cached and llm._ctx.kv_cache_seq_rm(-1, cached, -1):
+        memory = llama_cpp.llama_get_memory(llm.ctx)
+        if cached and llama_cpp.llama_memory_seq_rm(memory, 0, cached, -1):
             llm.n_tokens = cached
         else:
             cached = 0
-            llm.reset()
+            llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
         emit(PromptProgress(cached, total))
         for start in range(cached, len(body), step):
             llm.eval(body[start:start + step])
@@ -655,7 +665,7 @@ def control_tokens(llm: Llama) -> ControlTokens:
     model's vocabulary, read from the model itself."""
     import llama_cpp
 
-    vocab = llm._model.vocab
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
     control: list[str] = []
     user: list[str] = []
     for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
@@ -674,7 +684,7 @@ def _token_text(llm: Llama, token: int) -> str:
 def _is_eog(llm: Llama, token: int) -> bool:
     import llama_cpp
 
-    return bool(llama_cpp.llama_vocab_is_eog(llm._model.vocab, token))
+    return bool(llama_cpp.llama_vocab_is_eog(llama_cpp.llama_model_get_vocab(llm.model), token))
 
 
 class _StopMatcher:

@@ -346,7 +346,8 @@ class Router:
 
     # -- running -----------------------------------------------------------------
 
-    def run(self, plan: PromptPlan, params: GenParams, cancel: CancelToken,
+    # Complex on purpose: the fallback chain's decisions, in order.
+    def run(self, plan: PromptPlan, params: GenParams, cancel: CancelToken,  # noqa: C901
             policy: str | None = None, deep: bool = False, patient: bool = False
             ) -> Iterator[RouterItem]:
         """Answer `plan`. `patient`: the user chose to wait for the local model,
@@ -568,7 +569,8 @@ class Router:
         self._record(run, out)
         return out
 
-    def _pump(self, provider: Any, model: str, request: ChatRequest, cancel: CancelToken,
+    # Complex on purpose: one wait loop for items, stop, timeouts and the end.
+    def _pump(self, provider: Any, model: str, request: ChatRequest, cancel: CancelToken,  # noqa: C901
               first_token: FirstTokenDeadline | None, stall_s: float | None, label: str
               ) -> Generator[Any, None, _Outcome]:
         """Run `provider.stream` on its own thread; yield its text (and the
@@ -585,7 +587,7 @@ class Router:
             try:
                 for item in provider.stream(request, child):
                     items.put(item)
-            except BaseException as exc:  # handed to the router, never lost
+            except BaseException as exc:  # noqa: BLE001  handed to the router, never lost
                 items.put(exc)
             finally:
                 items.put(_DONE)

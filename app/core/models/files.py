@@ -119,7 +119,7 @@ def read_metadata(path: Path) -> ModelMetadata:
         try:
             raw = model.metadata()
         finally:
-            model.close()
+            model.close()  # type: ignore[no-untyped-call]  # llama_cpp leaves close() unannotated
     arch = raw.get("general.architecture", "unknown")
 
     def num(key: str) -> int | None:

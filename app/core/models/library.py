@@ -79,7 +79,7 @@ def inspect_gguf(path: Path) -> GgufInfo:
             return None
         try:
             return f.contents()
-        except Exception:
+        except Exception:  # noqa: BLE001  a damaged field reads as absent, whatever numpy raises
             return None
 
     arch = str(field_value("general.architecture") or "unknown")

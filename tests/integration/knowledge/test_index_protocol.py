@@ -94,17 +94,12 @@ def window(paths: Paths, settings: Settings) -> Iterator[Window]:
     assert not server.is_alive()
     window_end.close()
     server_end.close()
-    # The dispatcher's pools, the watcher and the observers have all ended:
-    # every thread started since, by identity, not by name. The retriever's
-    # keyword pool is the one exception: it lives as long as the process.
-    from app.core.knowledge import retriever
-
-    keywords = retriever._executor
-    kept = set(getattr(keywords, "_threads", ()))
-
+    # The dispatcher's pools, the watcher, the observers and the knowledge
+    # base's search threads have all ended: every thread started since, by
+    # identity, not by name.
     def started() -> list[str]:
         return [t.name for t in threading.enumerate()
-                if t not in before and t not in kept and t.is_alive()]
+                if t not in before and t.is_alive()]
 
     wait_for(lambda: not started(), timeout=10, what="the index server's threads to end")
 
