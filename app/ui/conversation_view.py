@@ -12,38 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.core.answer import AnswerState
 from app.core.assistant import MAX_QUESTION_CHARS, AskOptions, Assistant
-from app.core.conversations import ConversationStore
+from app.core.conversations import Conversation, ConversationStore, Message
 from app.core.models.library import ModelRow
 from app.ui.answer_info import AnswerInfo, fallback_note
 from app.ui.chat_view import ChatView, MessageWidget
 from app.ui.errors import show_error
+from app.ui.question_box import QuestionBox
 from app.ui.state import LiveAnswer
 from app.ui.workers import GeneratorWorker, WorkerSet, run_op
-
-
-class _EnterSends(QObject):
-    """Enter sends the question; Shift+Enter starts a new line."""
-
-    def __init__(self, send: Callable[[], None]) -> None:
-        super().__init__()
-        self._send = send
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if (
-            event.type() == QEvent.Type.KeyPress
-            and isinstance(event, QKeyEvent)
-            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-            and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier
-        ):
-            self._send()
-            return True
-        return False
 
 
 def first_run_hint(bundled_demo: bool, suggestion: ModelRow | None) -> str:
@@ -70,7 +51,8 @@ class ConversationView(QWidget):
     """`started(conversation id, new)` once the question is stored;
     `finished(Finished)` / `failed(message)` when the answer ends;
     `discarded()` when a first question left no conversation;
-    `sources_changed(sources)`; `status_message(text, ms)`."""
+    `sources_changed(sources)`; `status_message(text, ms)`; `opened(Conversation)`
+    once a stored conversation is shown."""
 
     started = Signal(str, bool)
     finished = Signal(object)
@@ -78,6 +60,7 @@ class ConversationView(QWidget):
     discarded = Signal()
     sources_changed = Signal(object)
     status_message = Signal(str, int)
+    opened = Signal(object)
 
     def __init__(self, assistant: Assistant, workers: WorkerSet,
                  options: Callable[[], AskOptions], side: list[QWidget]) -> None:
@@ -99,41 +82,16 @@ class ConversationView(QWidget):
         self.chat.regenerate_requested.connect(self.regenerate)
         self.chat.keep_waiting_requested.connect(self.keep_waiting)
         self.chat.edit_requested.connect(self.edit_last)
-        self.notice = QLabel()
-        self.notice.setWordWrap(True)
-        self.notice.setObjectName("inputNotice")
-        self.notice.hide()
-        self.input = QPlainTextEdit()
-        self.input.setPlaceholderText("Ask Hearth…  (Enter sends, Shift+Enter for a new line)")
-        self.input.setMaximumHeight(110)
-        self.input.setToolTip("Enter sends, Shift+Enter starts a new line (Ctrl+L)")
-        self._enter_filter = _EnterSends(self.send)
-        self.input.installEventFilter(self._enter_filter)
-        self.send_button = QPushButton("Send")
-        self.send_button.setToolTip("Send the question (Enter)")
-        self.send_button.setDefault(True)
-        self.send_button.clicked.connect(self.send)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop the answer (Esc)")
-        self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.stop)
-
-        row = QHBoxLayout()
-        row.setSpacing(8)
-        row.addWidget(self.input, 1)
-        buttons = QVBoxLayout()
-        buttons.addWidget(self.send_button)
-        buttons.addWidget(self.stop_button)
-        for widget in side:
-            buttons.addWidget(widget)
-        buttons.addStretch(1)
-        row.addLayout(buttons)
+        self.box = QuestionBox(side)
+        self.box.submitted.connect(self.send)
+        self.box.stop_requested.connect(self.stop)
+        self.input, self.notice = self.box.input, self.box.notice
+        self.send_button, self.stop_button = self.box.send_button, self.box.stop_button
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(6)
         layout.addWidget(self.chat, 1)
-        layout.addWidget(self.notice)
-        layout.addLayout(row)
+        layout.addWidget(self.box)
 
     # -- asking --------------------------------------------------------------------
 
@@ -142,7 +100,7 @@ class ConversationView(QWidget):
         return self._worker is not None and self._worker.running
 
     def send(self) -> None:
-        question = self.input.toPlainText().strip()
+        question = self.box.text()
         if not question or self.busy:
             return
         if len(question) > MAX_QUESTION_CHARS:
@@ -180,8 +138,7 @@ class ConversationView(QWidget):
         self._worker.item.connect(self.answer.fold)
         self._worker.failed.connect(self._on_failed)
         self._worker.done.connect(self._on_done)
-        self.send_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
+        self.box.set_busy(True)
         self.workers.start(self._worker)
 
     def stop(self, wait_ms: int = 0) -> None:
@@ -313,8 +270,7 @@ class ConversationView(QWidget):
         if self.chat.streaming:  # ended without Finished or Error: still say so
             self.chat.finish_answer(None, "The answer ended unexpectedly.")
         self.chat.set_busy(False)
-        self.send_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+        self.box.set_busy(False)
         after, self._after_answer = self._after_answer, None
         if after is not None:
             after()
@@ -322,9 +278,7 @@ class ConversationView(QWidget):
     # -- the question box -------------------------------------------------------------
 
     def set_notice(self, text: str) -> None:
-        """A line above the question box, until the next question ("" hides it)."""
-        self.notice.setText(text)
-        self.notice.setVisible(bool(text))
+        self.box.set_notice(text)
 
     def focus_input(self) -> None:
         self.activateWindow()
@@ -334,3 +288,25 @@ class ConversationView(QWidget):
         self.conversation_id = None
         self.cancel_edit()
         self.chat.clear()
+
+    def open(self, conversation_id: str) -> None:
+        """Show a stored conversation (read off the GUI thread); `opened` follows."""
+        if self.busy:
+            self.stop(wait_ms=5_000)
+        assistant = self.assistant
+
+        def load() -> tuple[Conversation, list[Message]]:
+            conv = assistant.store.get(conversation_id)
+            return conv, assistant.store.messages(conv.id)
+
+        run_op(self.workers, load, self._show,
+               lambda m, d: show_error(self.window(), m, d), self)
+
+    def _show(self, loaded: tuple[Conversation, list[Message]]) -> None:
+        conv, messages = loaded
+        self.cancel_edit()
+        self.conversation_id = conv.id
+        self.chat.load(messages)
+        last = self.chat.last("assistant")
+        self.sources_changed.emit(last.info.sources if last and last.info else ())
+        self.opened.emit(conv)

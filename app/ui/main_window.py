@@ -1,31 +1,26 @@
 """The main window: conversations on the left, the conversation in the
 middle, the answer's sources on the right, model and index state in the
-status bar.
-
-The window only assembles parts. Each part is a widget module that draws
-from a typed state object (`app.ui.state`): the status bar (`status_bar`)
-from the model state (`model_state`) and the index status, the conversation
-view (`conversation_view`) from the answer's `AnswerState`, the route and
-folder choosers (`route_chooser`, `folder_chooser`) from the providers and
-the indexed folders. The window connects states to parts and user actions
-to operations; the operations run through `run_op` or a `GeneratorWorker`
-owned by the window's `WorkerSet`, and their results set new states."""
+status bar. It only assembles parts that draw from typed state objects
+(`app.ui.state` says how): the status bar from the model state and the index
+status, the conversation view from the answer's `AnswerState`, the route and
+folder choosers. It connects states to parts and user actions to operations,
+which run in its one `WorkerSet` (`run_op`, `GeneratorWorker`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
 from app.core.answer import AnswerSession, AnswerState
 from app.core.assistant import AskOptions, Assistant
-from app.core.conversations import Conversation, Message
+from app.core.conversations import Conversation
 from app.core.events import Source
 from app.core.knowledge.protocol import Activity, IndexState
 from app.core.models.library import ModelRow
+from app.ui import window_state
 from app.ui.about import add_help_menu
 from app.ui.answer_info import AnswerInfo
 from app.ui.conversation_list import ConversationList
@@ -39,7 +34,7 @@ from app.ui.sources_panel import SourcesPanel
 from app.ui.state import IndexStatusState, Observed
 from app.ui.status_bar import StatusBar
 from app.ui.theme import app_icon
-from app.ui.workers import GeneratorWorker, WorkerSet, run_op
+from app.ui.workers import GeneratorWorker, WorkerSet
 
 
 def _action(parent: QObject, text: str, shortcut: str, slot: Callable[[], object]) -> QAction:
@@ -47,11 +42,6 @@ def _action(parent: QObject, text: str, shortcut: str, slot: Callable[[], object
     action.setShortcut(QKeySequence(shortcut))
     action.triggered.connect(slot)
     return action
-
-
-def window_state(config_dir: Path) -> QSettings:
-    """Window geometry and small UI facts, in Hearth's own config folder."""
-    return QSettings(str(config_dir / "window.ini"), QSettings.Format.IniFormat)
 
 
 class MainWindow(QMainWindow):
@@ -73,7 +63,7 @@ class MainWindow(QMainWindow):
     def __init__(self, assistant: Assistant, state: QSettings | None = None) -> None:
         super().__init__()
         self.assistant = assistant
-        self.state = state or window_state(assistant.paths.config_dir)
+        self.state = state or window_state.window_state(assistant.paths.config_dir)
         self._closed = False
         self.hide_on_close: Callable[[], bool] = lambda: False
         # The window's one owner of background work: every part's operation
@@ -120,7 +110,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.splitter)
         self._build_menus()
         self._connect()
-        self._restore_geometry()
+        window_state.restore(self.state, self, self.splitter)
         self.route_chooser.refresh()
         self.conversations.refresh()
         self.set_offline(bool(self.assistant.settings["network.offline"]))
@@ -143,6 +133,7 @@ class MainWindow(QMainWindow):
         self.chat.hint_link_activated.connect(self._on_hint_link)
         view = self.view
         view.started.connect(self._on_started)
+        view.opened.connect(self._on_opened)
         view.finished.connect(lambda e: self.conversations.refresh(e.conversation_id))
         view.finished.connect(self.answer_finished)
         view.failed.connect(self.answer_failed)
@@ -157,9 +148,10 @@ class MainWindow(QMainWindow):
         self.model.state.changed.connect(lambda s: self.model_state_changed.emit(s.phase))
         self.model.message.connect(note)
         self.model.switched.connect(self.model_switched)
-        self.model.switch_failed.connect(self._on_switch_failed)
-        self.status.model_chosen.connect(
-            lambda row, force: self.switch_model(row.name, _model_path(row), force))
+        self.model.switch_failed.connect(lambda name, message, details: show_error(
+            self, f"{name} could not be loaded, so Hearth keeps the model it had: {message}",
+            details))
+        self.status.model_chosen.connect(self.switch_model)
         self.status.models_requested.connect(self.models_requested)
         self.status.folders_requested.connect(self.folders_requested)
         self.status.pause_toggled.connect(self.index_pause_toggled)
@@ -196,20 +188,8 @@ class MainWindow(QMainWindow):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.activated.connect(slot)
 
-    # -- geometry ----------------------------------------------------------------
-
-    def _restore_geometry(self) -> None:
-        geometry = self.state.value("main/geometry")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        splitter = self.state.value("main/splitter")
-        if isinstance(splitter, QByteArray):
-            self.splitter.restoreState(splitter)
-
     def save_geometry(self) -> None:
-        self.state.setValue("main/geometry", self.saveGeometry())
-        self.state.setValue("main/splitter", self.splitter.saveState())
-        self.state.sync()
+        window_state.save(self.state, self, self.splitter)
 
     # -- what the app tells the window ---------------------------------------------------
 
@@ -234,10 +214,6 @@ class MainWindow(QMainWindow):
         if self.busy:
             self.stop()
         self.model.switch(name, path, force)
-
-    def _on_switch_failed(self, name: str, message: str, details: str) -> None:
-        show_error(self, f"{name} could not be loaded, so Hearth keeps the model it had: "
-                   f"{message}", details)
 
     def set_first_run_hint(self, bundled_demo: bool, suggestion: ModelRow | None) -> None:
         """The empty chat explains the bundled demo model and what to do next."""
@@ -265,21 +241,15 @@ class MainWindow(QMainWindow):
         """The indexed folders changed: the folder chooser follows."""
         self.folders.set(tuple(paths))
 
-    def chosen_folder(self) -> str | None:
-        return self.files_button.chosen_folder()
-
     def refresh_routes(self) -> None:
         self.route_chooser.refresh()
-
-    def route(self) -> str | None:
-        return self.route_chooser.route()
 
     def set_default_route(self, policy: str) -> None:
         """The routing.policy setting changed: the chooser follows it."""
         self.route_chooser.set_default(policy)
 
     def ask_options(self) -> AskOptions:
-        return AskOptions(route=self.route(), use_files=self.files_button.isChecked(),
+        return AskOptions(route=self.route_chooser.route(), use_files=self.files_button.isChecked(),
                           folders=self.files_button.folders())
 
     # -- conversations -------------------------------------------------------------
@@ -303,24 +273,9 @@ class MainWindow(QMainWindow):
 
     def open_conversation(self, conversation_id: str) -> None:
         """Show a stored conversation (also used by quick-ask's Continue)."""
-        if self.busy:
-            self.view.stop(wait_ms=5_000)
-        assistant = self.assistant
+        self.view.open(conversation_id)
 
-        def load() -> tuple[Conversation, list[Message]]:
-            conv = assistant.store.get(conversation_id)
-            return conv, assistant.store.messages(conv.id)
-
-        run_op(self.workers, load, self._show_conversation,
-               lambda m, d: show_error(self, m, d), self)
-
-    def _show_conversation(self, loaded: tuple[Conversation, list[Message]]) -> None:
-        conv, messages = loaded
-        self.view.cancel_edit()
-        self.conversation_id = conv.id
-        self.chat.load(messages)
-        last = self.chat.last("assistant")
-        self._set_sources(last.info.sources if last and last.info else ())
+    def _on_opened(self, conv: Conversation) -> None:
         self.conversations.refresh(conv.id)
         self.conversations.select(conv.id)
         self.setWindowTitle(f"{conv.title} — Hearth")
@@ -368,9 +323,6 @@ class MainWindow(QMainWindow):
 
     def stop(self) -> None:
         self.view.stop()
-
-    def regenerate(self, patient: bool = False) -> None:
-        self.view.regenerate(patient)
 
     def _set_sources(self, sources: tuple[Source, ...]) -> None:
         self.sources_panel.set_sources(tuple(sources))
@@ -432,8 +384,3 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
         self.closed.emit()
 
-
-def _model_path(row: ModelRow) -> str:
-    """The path `switch_model` takes ("" for the bundled model)."""
-    assert row.installed is not None
-    return "" if row.installed.source == "bundled" else str(row.installed.path)

@@ -38,7 +38,7 @@ def _tool(text: str, tip: str, name: str = "") -> QToolButton:
 
 
 class StatusBar(QStatusBar):
-    model_chosen = Signal(object, bool)  # ModelRow, load it even if it will not fit
+    model_chosen = Signal(str, str, bool)  # name, path ("" bundled), load even if too big
     models_requested = Signal()
     folders_requested = Signal()
     pause_toggled = Signal(bool)
@@ -122,7 +122,8 @@ class StatusBar(QStatusBar):
                 self.set_model_rows(self._rows)  # undo the check mark
                 return
             force = True
-        self.model_chosen.emit(row, force)
+        path = "" if row.installed.source == "bundled" else str(row.installed.path)
+        self.model_chosen.emit(row.name, path, force)
 
     def set_offline(self, offline: bool) -> None:
         self.offline_label.setVisible(offline)
