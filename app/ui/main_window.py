@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         self.folders: Observed[tuple[str, ...]] = Observed((), self)
 
         # parts
-        self.conversations = ConversationList(lambda: self.assistant.store)
+        self.conversations = ConversationList(lambda: self.assistant.store, self.workers)
         self.route_chooser = RouteChooser(assistant.paths, self.workers,
                                           lambda: str(assistant.settings["routing.policy"]))
         self.files_button = FolderChooser(self.state)
@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         self.chat, self.input, self.input_notice = self.view.chat, self.view.input, \
             self.view.notice
         self.send_button, self.stop_button = self.view.send_button, self.view.stop_button
-        self.sources_panel = SourcesPanel()
+        self.sources_panel = SourcesPanel(self.workers)
         self.sources_panel.hide()
         self.status = StatusBar(self.model.state, self.index)
         self.setStatusBar(self.status)
@@ -368,9 +368,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop background work and wait for it, then free the model."""
         self._closed = self.view.closed = True
-        self.workers.stop_all()
-        self.conversations.shutdown()
-        self.sources_panel.shutdown()
+        self.workers.stop_all()  # the parts' work too: they share the window's set
         self.assistant.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
