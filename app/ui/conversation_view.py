@@ -216,9 +216,8 @@ class ConversationView(QWidget):
 
     def _render(self, state: AnswerState, event: object) -> None:
         before, self._shown = self._shown, state
-        if event is None:  # a new answer
-            if before.sources:
-                self.sources_changed.emit(())
+        if event is None:  # a new answer: no sources yet
+            self.sources_changed.emit(())
             return
         if state.question_id is not None and state.question_id != before.question_id:
             new = self.conversation_id != state.conversation_id

@@ -134,7 +134,7 @@ def test_the_conversation_view_draws_an_answer_from_its_state(qtbot: QtBot) -> N
     assert user is not None and user.message_id == "m1"
     source = Source(1, "/notes/a.md", 1, 4, snippet="text", score=0.9)
     answer.fold(Sources((source,)))
-    assert sources == [(source,)]
+    assert sources == [(), (source,)]  # a new answer clears what was shown before
     answer.fold(Delta("Hel"))
     answer.fold(Delta("lo."))
     shown = view.chat.last("assistant")
