@@ -72,7 +72,8 @@ def parse_headers(text: str) -> dict[str, str]:
 class ProvidersPage(SettingsPage):
     changed = Signal(list)  # provider names, in order, after the user changed them
     loaded = Signal(list)  # provider names, in order, each time providers.toml was read
-    # The sentence shown after a background step (save key, forget key, test).
+    # The sentence shown after a background step (save, remove, save key,
+    # forget key, test).
     finished = Signal(str)
 
     def __init__(self, paths: Paths) -> None:
@@ -197,7 +198,6 @@ class ProvidersPage(SettingsPage):
 
     def _inspect(self) -> None:
         self._inspect_pending = False
-        self._read_pending = False
         names = [p.name for p in self.providers]
 
         def inspect(_cancel: CancelToken) -> Iterator[Any]:
