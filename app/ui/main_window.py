@@ -28,7 +28,7 @@ from app.ui.conversation_view import ConversationView, first_run_hint
 from app.ui.details_dialog import AnswerDetailsDialog
 from app.ui.errors import show_error
 from app.ui.folder_chooser import FolderChooser
-from app.ui.model_state import ModelModel
+from app.ui.model_state import ModelLoader
 from app.ui.route_chooser import RouteChooser
 from app.ui.sources_panel import SourcesPanel
 from app.ui.state import IndexStatusState, Observed
@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
         self.resize(1100, 720)
 
         # states
-        self.model = ModelModel(assistant, self.workers, self)
+        self.model = ModelLoader(assistant, self.workers, self)
         self.model.closed = lambda: self._closed
         self.index = IndexStatusState(self)
         self.folders: Observed[tuple[str, ...]] = Observed((), self)

@@ -1,7 +1,7 @@
 """The local model's state (not loaded yet, loading, loaded, failed) and the
 operations that change it: loading in the background, switching to another
 model, and noticing that an answer loaded it. See `app.ui.state` for the
-pattern; the status bar draws from `ModelModel.state`."""
+pattern; the status bar draws from `ModelLoader.state`."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def local_model_answered(state: AnswerState) -> str | None:
     return None
 
 
-class ModelModel(QObject):
+class ModelLoader(QObject):
     """Owns `state` (an `Observed[ModelState]`) and the background loads.
 
     `switched(LoadedModel | None)` after `switch()` (None: it failed and the

@@ -28,7 +28,7 @@ from app.core.knowledge.protocol import Activity, IndexState
 from app.paths import Paths
 from app.ui.conversation_view import ConversationView
 from app.ui.folder_chooser import FolderChooser
-from app.ui.model_state import LOAD_HINT, ModelModel, ModelState, local_model_answered
+from app.ui.model_state import LOAD_HINT, ModelLoader, ModelState, local_model_answered
 from app.ui.route_chooser import RouteChooser
 from app.ui.state import IndexStatusState, LiveAnswer, Observed
 from app.ui.status_bar import StatusBar
@@ -86,7 +86,7 @@ def _local_route(outcome: str = "answered") -> Route:
 
 def test_an_answer_by_the_local_model_marks_it_loaded(qtbot: QtBot) -> None:
     # Nothing is loaded or run: the model state only reads the answer's route.
-    model = ModelModel(cast(Assistant, None), WorkerSet())
+    model = ModelLoader(cast(Assistant, None), WorkerSet())
     session = AnswerSession()
     session.fold(Started("c1", "m1", "local", "SmolLM2"))
     model.note_answer(session.state)
