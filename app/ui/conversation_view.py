@@ -52,7 +52,8 @@ class ConversationView(QWidget):
     `finished(Finished)` / `failed(message)` when the answer ends;
     `discarded()` when a first question left no conversation;
     `sources_changed(sources)`; `status_message(text, ms)`; `opened(Conversation)`
-    once a stored conversation is shown."""
+    once a stored conversation is shown; the empty chat's links ask for
+    `models_requested`, `folders_requested` or `download_requested(model id)`."""
 
     started = Signal(str, bool)
     finished = Signal(object)
@@ -61,6 +62,9 @@ class ConversationView(QWidget):
     sources_changed = Signal(object)
     status_message = Signal(str, int)
     opened = Signal(object)
+    models_requested = Signal()
+    folders_requested = Signal()
+    download_requested = Signal(str)
 
     def __init__(self, assistant: Assistant, workers: WorkerSet,
                  options: Callable[[], AskOptions], side: list[QWidget]) -> None:
@@ -82,6 +86,7 @@ class ConversationView(QWidget):
         self.chat.regenerate_requested.connect(self.regenerate)
         self.chat.keep_waiting_requested.connect(self.keep_waiting)
         self.chat.edit_requested.connect(self.edit_last)
+        self.chat.hint_link_activated.connect(self._on_hint_link)
         self.box = QuestionBox(side)
         self.box.submitted.connect(self.send)
         self.box.stop_requested.connect(self.stop)
@@ -282,6 +287,18 @@ class ConversationView(QWidget):
     def focus_input(self) -> None:
         self.activateWindow()
         self.input.setFocus()
+
+    def set_first_run_hint(self, bundled_demo: bool, suggestion: ModelRow | None) -> None:
+        """The empty chat explains the bundled demo model and what to do next."""
+        self.chat.set_hint(first_run_hint(bundled_demo, suggestion))
+
+    def _on_hint_link(self, link: str) -> None:
+        if link.startswith("hearth:download:"):
+            self.download_requested.emit(link.removeprefix("hearth:download:"))
+        elif link == "hearth:models":
+            self.models_requested.emit()
+        elif link == "hearth:folders":
+            self.folders_requested.emit()
 
     def clear(self) -> None:
         self.conversation_id = None

@@ -24,7 +24,7 @@ from app.ui import window_state
 from app.ui.about import add_help_menu
 from app.ui.answer_info import AnswerInfo
 from app.ui.conversation_list import ConversationList
-from app.ui.conversation_view import ConversationView, first_run_hint
+from app.ui.conversation_view import ConversationView
 from app.ui.details_dialog import AnswerDetailsDialog
 from app.ui.errors import show_error
 from app.ui.folder_chooser import FolderChooser
@@ -130,7 +130,6 @@ class MainWindow(QMainWindow):
         self.sources_panel.open_failed.connect(error)
         self.chat.details_requested.connect(self.show_details)
         self.chat.status_message.connect(note)
-        self.chat.hint_link_activated.connect(self._on_hint_link)
         view = self.view
         view.started.connect(self._on_started)
         view.opened.connect(self._on_opened)
@@ -140,6 +139,9 @@ class MainWindow(QMainWindow):
         view.discarded.connect(lambda: self.conversations.refresh())
         view.sources_changed.connect(self._set_sources)
         view.status_message.connect(note)
+        view.models_requested.connect(self.models_requested)
+        view.folders_requested.connect(self.folders_requested)
+        view.download_requested.connect(self.download_requested)
         view.answer.changed.connect(lambda state, _e: self.model.note_answer(state))
         self.route_chooser.refreshed.connect(self.routes_refreshed)
         self.route_chooser.failed.connect(lambda m: note(m, 10_000))
@@ -216,16 +218,7 @@ class MainWindow(QMainWindow):
         self.model.switch(name, path, force)
 
     def set_first_run_hint(self, bundled_demo: bool, suggestion: ModelRow | None) -> None:
-        """The empty chat explains the bundled demo model and what to do next."""
-        self.chat.set_hint(first_run_hint(bundled_demo, suggestion))
-
-    def _on_hint_link(self, link: str) -> None:
-        if link.startswith("hearth:download:"):
-            self.download_requested.emit(link.removeprefix("hearth:download:"))
-        elif link == "hearth:models":
-            self.models_requested.emit()
-        elif link == "hearth:folders":
-            self.folders_requested.emit()
+        self.view.set_first_run_hint(bundled_demo, suggestion)
 
     def set_offline(self, offline: bool) -> None:
         self.status.set_offline(offline)
