@@ -108,7 +108,8 @@ class GeneratorWorker(QObject):
 
 
 def _deleted(exc: RuntimeError) -> bool:
-    return "deleted" in str(exc)
+    """PySide's error for a signal whose QObject is gone."""
+    return "Signal source has been deleted" in str(exc)
 
 
 def call_in_background(fn: Callable[[], Any], parent: QObject | None = None) -> GeneratorWorker:
