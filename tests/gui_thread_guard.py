@@ -25,14 +25,10 @@ PACKAGE_DIR = str(Path(app.__file__).resolve().parent)
 _CODE = (".py", ".pyc", ".so", ".pth", ".pyi")
 
 
-# Known places that still write a small settings file on the GUI thread when
-# the user saves a setting (settings.toml, providers.toml, the autostart
-# entry): each is a few hundred bytes through an atomic write. Moving these
-# writes to a background writer removes them; until then they are the only
-# exceptions.
-ALLOWED = (
-    "settings_dialog.py", "providers_page.py", "app.py:set_offline", "autostart.py",
-)
+# Places allowed to open a file on the GUI thread: none. Settings, provider
+# and autostart writes run through `run_op` like every other file access; an
+# entry here ("file.py" or "file.py:function") would need a reason beside it.
+ALLOWED: tuple[str, ...] = ()
 
 
 class _Guard:

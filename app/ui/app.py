@@ -30,6 +30,7 @@ from app.ui.settings_dialog import DesktopPage, SettingsDialog, default_pages
 from app.ui.single_instance import InstanceServer
 from app.ui.theme import app_icon, apply_theme
 from app.ui.tray import Tray
+from app.ui.workers import run_op
 
 log = logging.getLogger(__name__)
 
@@ -207,24 +208,24 @@ class HearthApp(QObject):
         if Key.UI_START_AT_LOGIN in changed:
             self.apply_start_at_login()
 
-    def apply_start_at_login(self) -> bool:
-        """Write or remove the autostart entry to match the setting."""
+    def apply_start_at_login(self) -> None:
+        """Write or remove the autostart entry to match the setting (in a worker)."""
         enabled = self.settings.snapshot().ui.start_at_login
-        try:
-            autostart.set_enabled(enabled)
-        except OSError as exc:
-            what = "add" if enabled else "remove"
-            show_error(self.settings_dialog or self.window,
-                       f"Hearth could not {what} its autostart entry: "
-                       f"{exc.strerror or exc}.", repr(exc))
-            return False
-        return True
+        run_op(self.window.workers, lambda: autostart.apply(enabled), lambda _r: None,
+               lambda m, d: show_error(self.settings_dialog or self.window, m, d), self)
 
     # -- settings that change what is shown ----------------------------------------------
 
     def set_offline(self, value: bool) -> None:
+        """The tray's Offline mode: written in a worker; on a failure the tray's
+        check mark goes back and the user is told why."""
+        def failed(message: str, details: str) -> None:
+            self.tray.set_offline(self.settings.snapshot().network.offline)
+            show_error(self.window, message, details)
+
         if self.settings.snapshot().network.offline != value:
-            self.settings.set(Key.NETWORK_OFFLINE, value)
+            run_op(self.window.workers, lambda: self.settings.set(Key.NETWORK_OFFLINE, value),
+                   lambda _v: None, failed, self)
 
     def _on_setting_changed(self, key: str, value: Value) -> None:
         if key == Key.NETWORK_OFFLINE:

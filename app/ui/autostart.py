@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from app import desktop
+from app.core.errors import HearthError
 
 UNSUPPORTED = ("Starting at login is not supported on Windows or macOS yet; add Hearth to "
                "your login items by hand.")
@@ -55,3 +56,13 @@ def set_enabled(enabled: bool) -> None:
         return
     if MARKER in text:
         path.unlink()
+
+
+def apply(enabled: bool) -> None:
+    """`set_enabled`, for a worker: a failure is one sentence (HearthError)."""
+    try:
+        set_enabled(enabled)
+    except OSError as exc:
+        what = "add" if enabled else "remove"
+        raise HearthError(f"Hearth could not {what} its autostart entry: "
+                          f"{exc.strerror or exc}.") from exc

@@ -35,7 +35,8 @@ class ConversationList(QWidget):
     failed = Signal(str, str)
     refreshed = Signal()
 
-    def __init__(self, store_getter: Callable[[], ConversationStore]) -> None:
+    def __init__(self, store_getter: Callable[[], ConversationStore],
+                 workers: WorkerSet | None = None) -> None:
         super().__init__()
         self._store_getter = store_getter
         self.setObjectName("conversationList")
@@ -70,7 +71,7 @@ class ConversationList(QWidget):
         layout.addWidget(self.list, 1)
         self._filling = False
         self._confirm: QMessageBox | None = None
-        self._workers = WorkerSet()
+        self._workers = workers if workers is not None else WorkerSet()
         # Only the newest search fills the list (an older one may end later).
         self._generation = 0
 

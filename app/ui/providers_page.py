@@ -1,16 +1,18 @@
 """Settings › Providers: the remote providers Hearth may fall back to (add,
 edit, remove, test) and their API keys, which go straight to the OS keyring.
 
-Provider records are saved at once to providers.toml; keyring calls and
-connection tests run in workers (a keyring may wait on an unlock prompt, a
-server may not answer), and their results arrive through signals."""
+Provider records are saved at once to providers.toml. Reading and writing
+that file, keyring calls and connection tests all run in workers (a keyring
+may wait on an unlock prompt, a server may not answer, a disk may be slow),
+and their results arrive through signals: a failed write says why in one
+sentence and leaves the list as it was."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -68,8 +70,10 @@ def parse_headers(text: str) -> dict[str, str]:
 
 
 class ProvidersPage(SettingsPage):
-    changed = Signal(list)  # provider names, in order
-    # The sentence shown after a background step (save key, forget key, test).
+    changed = Signal(list)  # provider names, in order, after the user changed them
+    loaded = Signal(list)  # provider names, in order, each time providers.toml was read
+    # The sentence shown after a background step (save, remove, save key,
+    # forget key, test).
     finished = Signal(str)
 
     def __init__(self, paths: Paths) -> None:
@@ -83,6 +87,7 @@ class ProvidersPage(SettingsPage):
         self._workers = WorkerSet()
         self._worker: GeneratorWorker | None = None
         self._inspect_pending = False
+        self._read_pending = False
 
         self.keyring_note = WrappedLabel()
         self.keyring_note.setObjectName("keyringNote")
@@ -159,16 +164,32 @@ class ProvidersPage(SettingsPage):
 
     def load(self, settings: Settings) -> None:
         self.settings = settings
-        self.reload()
+        self._read_pending = True
+
+    def start(self) -> None:
+        if self._read_pending:
+            self._read_pending = False
+            self.reload()
 
     def reload(self, select: str | None = None) -> None:
-        """Read providers.toml and refresh the list; key sources follow from a worker."""
-        try:
-            self.providers = load_providers(self.paths)
-        except HearthError as exc:
-            self.providers = []
-            self._say(str(exc))
+        """Read providers.toml (in a worker) and refresh the list; key sources follow."""
+        paths = self.paths
+
+        def read(_cancel: CancelToken) -> Iterator[Any]:
+            yield load_providers(paths)
+
+        def unreadable(message: str, _details: str) -> None:
+            self._say(message)
+            self._show_providers([], select)
+
+        self._run(read, lambda found: self._show_providers(found, select), quiet=True,
+                  failed=unreadable)
+
+    def _show_providers(self, providers: object, select: str | None = None) -> None:
+        assert isinstance(providers, list)
+        self.providers = providers
         self._fill_list(select)
+        self.loaded.emit([p.name for p in self.providers])
         # Asked only while the page is on screen: a dialog that is built but
         # never shown (or never shows this page) starts no work at all.
         self._inspect_pending = True
@@ -261,49 +282,67 @@ class ProvidersPage(SettingsPage):
         ).validate()
 
     def save(self) -> None:
-        """Save the provider in the form; a typed key goes to the keyring."""
+        """Save the provider in the form (in a worker); a typed key then goes
+        to the keyring. A failure says why and leaves the form as it is."""
         try:
             config = self.config()
-            if self.editing is None:
-                add_provider(self.paths, config)
-            else:
-                save_providers(self.paths, [config if p.name == self.editing else p
-                                            for p in load_providers(self.paths)])
         except HearthError as exc:
             self._say(str(exc))
             return
+        paths, editing = self.paths, self.editing
+
+        def write(_cancel: CancelToken) -> Iterator[Any]:
+            if editing is None:
+                add_provider(paths, config)
+            else:
+                save_providers(paths, [config if p.name == editing else p
+                                       for p in load_providers(paths)])
+            yield load_providers(paths)
+
+        self._run(write, lambda found: self._saved(config.name, found),
+                  f"Saving {config.name}…")
+
+    def _saved(self, name: str, providers: object) -> None:
         # Read once and cleared at once: the key lives only in the keyring.
         key = self.key.text()
         self.key.clear()
-        self.editing = config.name
+        self.editing = name
         self.name.setReadOnly(True)
-        self.reload(select=config.name)
+        self._show_providers(providers, select=name)
         self.changed.emit([p.name for p in self.providers])
         if not key.strip():
-            self._say(f"Saved {config.name}.")
+            self._say(f"Saved {name}.")
+            self.finished.emit(f"Saved {name}.")
             return
-        name = config.name
 
         def store(_cancel: CancelToken) -> Iterator[Any]:
             secrets.set_key(name, key)
             yield f"Saved {name}; its key is in the system keyring."
 
-        self._run(store, self._on_done_step, f"Saving the key for {name}…")
+        # Queued: the write's worker is still ending (and counts as busy).
+        QTimer.singleShot(0, self, lambda: self._run(store, self._on_done_step,
+                                                     f"Saving the key for {name}…"))
 
     def remove(self) -> None:
         name = self.editing
         if name is None:
             self._say("Choose a provider in the list first.")
             return
-        try:
-            remove_provider(self.paths, name)
-        except HearthError as exc:
-            self._say(str(exc))
-            return
-        self.new()
-        self.reload()
-        self.changed.emit([p.name for p in self.providers])
-        self._say(f"Removed {name}; its key stays in the keyring until you forget it.")
+        paths = self.paths
+
+        def write(_cancel: CancelToken) -> Iterator[Any]:
+            remove_provider(paths, name)
+            yield load_providers(paths)
+
+        def removed(providers: object) -> None:
+            self.new()
+            self._show_providers(providers)
+            self.changed.emit([p.name for p in self.providers])
+            said = f"Removed {name}; its key stays in the keyring until you forget it."
+            self._say(said)
+            self.finished.emit(said)
+
+        self._run(write, removed, f"Removing {name}…")
 
     def forget_key(self) -> None:
         name = self.editing
@@ -352,10 +391,10 @@ class ProvidersPage(SettingsPage):
 
     def _run(self, work: Callable[[CancelToken], Iterator[Any]],
              on_item: Callable[[object], None], busy_text: str = "",
-             quiet: bool = False) -> None:
+             quiet: bool = False, failed: Callable[[str, str], None] | None = None) -> None:
         worker = GeneratorWorker(work, self)
         worker.item.connect(on_item)
-        worker.failed.connect(self._on_failed)
+        worker.failed.connect(failed or self._on_failed)
         if not quiet:
             self._say(busy_text)
             self._enable(False)

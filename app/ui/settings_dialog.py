@@ -1,5 +1,9 @@
 """The Settings dialog: one page per area, each field built from its
 declaration in `app.settings`, validated there, and written to settings.toml.
+Checking the values (a model file is opened to check it) and writing them
+run in a worker (`run_op`); the dialog closes once the write succeeded, and
+a refused value or a failed write is said in one sentence with the form
+left as the user had it.
 
 Pages are `SettingsPage`s; another area is one more page passed to
 `SettingsDialog.add_page`. The Providers page (`app.ui.providers_page`) saves
@@ -7,11 +11,14 @@ at once, since keys go straight to the keyring."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -39,6 +46,7 @@ from app.paths import Paths, get_paths
 from app.settings import Settings, SettingsError, Value, lookup
 from app.ui import autostart
 from app.ui.global_shortcut import unavailable_reason
+from app.ui.workers import WorkerSet, run_op
 
 SPECIAL_TEXT = {
     "model.context_size": "The model's trained length",
@@ -198,19 +206,30 @@ class SettingsPage(QWidget):
         for key, widget in self.fields.items():
             _put(widget, settings.get(key))
 
-    def values(self) -> dict[str, Value]:
-        """Validated values; raises SettingsError naming the first bad one."""
+    def raw(self) -> dict[str, Any]:
+        """What the fields hold, unchecked (read on the GUI thread)."""
+        return {key: _get(widget) for key, widget in self.fields.items()}
+
+    def validate(self, raw: dict[str, Any]) -> dict[str, Value]:
+        """Validated values; raises SettingsError naming the first bad one.
+        Touches no widget, so it may run in a worker."""
         out: dict[str, Value] = {}
-        for key, widget in self.fields.items():
-            out[key] = lookup(key).validate(_get(widget))
+        for key, value in raw.items():
+            out[key] = lookup(key).validate(value)
         self.check(out)
         return out
 
+    def values(self) -> dict[str, Value]:
+        return self.validate(self.raw())
+
     def check(self, values: dict[str, Value]) -> None:
-        """Extra checks for this page (raise SettingsError)."""
+        """Extra checks for this page (raise SettingsError); may run in a worker."""
 
     def providers_updated(self, names: list[str]) -> None:
         """The configured remote providers changed (names in order)."""
+
+    def start(self) -> None:
+        """The dialog is on screen: start reading what this page shows."""
 
     def shutdown(self) -> None:
         """The dialog is closing: stop this page's background work."""
@@ -236,7 +255,7 @@ class RoutingPage(SettingsPage):
     """Who answers and when Hearth gives up on the local model; the policy
     offers each configured provider by name."""
 
-    def __init__(self, providers: list[str]) -> None:
+    def __init__(self, providers: list[str], paths: Paths | None = None) -> None:
         super().__init__("Routing", ["routing.policy", "routing.ttft_timeout_s",
                                      "routing.stall_timeout_s", "routing.remote_fallback",
                                      "routing.heavy_prompt_tokens"],
@@ -245,6 +264,7 @@ class RoutingPage(SettingsPage):
                          "cannot take the question.")
         self.policy = self.fields["routing.policy"]
         assert isinstance(self.policy, QComboBox)
+        self.paths = paths
         self.providers: list[str] = []
         self.providers_updated(providers)
 
@@ -276,7 +296,11 @@ class RoutingPage(SettingsPage):
 
     def check(self, values: dict[str, Value]) -> None:
         policy = str(values["routing.policy"])
-        if policy not in POLICIES and policy not in self.providers:
+        providers = self.providers
+        if self.paths is not None:  # in the save's worker: the file is the truth
+            with contextlib.suppress(HearthError):
+                providers = [p.name for p in load_providers(self.paths)]
+        if policy not in POLICIES and policy not in providers:
             raise SettingsError(
                 f"The routing policy names the provider {policy!r}, which is not set up; "
                 "choose another or add it on the Providers page.")
@@ -292,6 +316,7 @@ class CachePage(SettingsPage):
                          "\"From earlier answer · Ask again\". An answer is never reused once "
                          "a file it was built from has changed.")
         self.paths = paths
+        self._workers = WorkerSet()
         self.clear_button = QPushButton("Clear cache")
         self.clear_button.setToolTip("Forget every cached answer; conversations keep them")
         self.clear_button.clicked.connect(self.clear)
@@ -304,24 +329,36 @@ class CachePage(SettingsPage):
         form.addRow(self.result)
 
     def clear(self) -> None:
-        # One DELETE in a local SQLite file: quick enough for the GUI thread.
-        from app.core.answer_cache import EMPTY_CLEAR, clear_store
-        from app.core.conversations import ConversationStore
+        """Forget every cached answer (in a worker: it is an SQLite DELETE)."""
+        paths = self.paths
+        self.clear_button.setEnabled(False)
 
-        if not self.paths.conversations_db.exists():
-            self.result.setText(EMPTY_CLEAR)
-            return
+        def done(said: str) -> None:
+            self.clear_button.setEnabled(True)
+            self.result.setText(said)
+
+        run_op(self._workers, lambda: _clear_cache(paths), done,
+               lambda message, _details: done(message), self)
+
+    def shutdown(self) -> None:
+        self._workers.stop_all()
+
+
+def _clear_cache(paths: Paths) -> str:
+    from app.core.answer_cache import EMPTY_CLEAR, clear_store
+    from app.core.conversations import ConversationStore
+
+    if not paths.conversations_db.exists():
+        return EMPTY_CLEAR
+    try:
+        store = ConversationStore(paths.conversations_db)
         try:
-            store = ConversationStore(self.paths.conversations_db)
-            try:
-                n = clear_store(store)
-            finally:
-                store.close()
-        except (HearthError, OSError) as exc:
-            self.result.setText(f"The cache could not be cleared: {exc}")
-            return
-        self.result.setText(f"Cleared {n} cached answer{'s' if n != 1 else ''}." if n
-                            else EMPTY_CLEAR)
+            n = clear_store(store)
+        finally:
+            store.close()
+    except (HearthError, OSError) as exc:
+        return f"The cache could not be cleared: {exc}"
+    return f"Cleared {n} cached answer{'s' if n != 1 else ''}." if n else EMPTY_CLEAR
 
 
 class DesktopPage(SettingsPage):
@@ -367,16 +404,13 @@ def default_pages(paths: Paths | None = None) -> list[SettingsPage]:
     from app.ui.providers_page import ProvidersPage
 
     paths = paths or get_paths()
-    try:
-        names = [p.name for p in load_providers(paths)]
-    except HearthError:
-        names = []  # the Providers page shows why the file could not be read
+    # The Routing page learns the providers when the Providers page has read them.
     return [
         ModelPage(),
         SettingsPage("Answers", ["generation.max_tokens", "generation.temperature",
                                  "generation.repeat_penalty", "generation.system_prompt"]),
         ProvidersPage(paths),
-        RoutingPage(names),
+        RoutingPage([], paths),
         SettingsPage("Privacy", ["network.offline", "privacy.redact_secrets"],
                      "In offline mode Hearth refuses every network connection. Before "
                      "anything goes to a remote provider, secrets are redacted and text "
@@ -391,6 +425,7 @@ class SettingsDialog(QDialog):
 
     applied = Signal(object)  # set of changed keys
     providers_changed = Signal(list)  # provider names, in order
+    saved = Signal(bool)  # after save(): True if everything was written
 
     def __init__(self, settings: Settings, parent: QWidget | None = None,
                  pages: Sequence[SettingsPage] | None = None) -> None:
@@ -400,6 +435,8 @@ class SettingsDialog(QDialog):
         self.resize(560, 440)
         self.tabs = QTabWidget()
         self.pages: list[SettingsPage] = []
+        self._workers = WorkerSet()
+        self._saving = False
         self.error = QLabel()
         self.error.setObjectName("errorText")
         self.error.setWordWrap(True)
@@ -422,6 +459,9 @@ class SettingsDialog(QDialog):
         changed = getattr(page, "changed", None)
         if changed is not None:
             changed.connect(self._on_providers_changed)
+        loaded = getattr(page, "loaded", None)
+        if loaded is not None:
+            loaded.connect(self._on_providers_loaded)
 
     def page(self, title: str) -> SettingsPage:
         for page in self.pages:
@@ -429,14 +469,23 @@ class SettingsDialog(QDialog):
                 return page
         raise KeyError(title)
 
-    def _on_providers_changed(self, names: list[str]) -> None:
+    def _on_providers_loaded(self, names: list[str]) -> None:
         for page in self.pages:
             page.providers_updated(names)
+
+    def _on_providers_changed(self, names: list[str]) -> None:
+        self._on_providers_loaded(names)
         self.providers_changed.emit(names)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        for page in self.pages:
+            page.start()
 
     def done(self, result: int) -> None:
         for page in self.pages:
             page.shutdown()
+        self._workers.stop_all()
         super().done(result)
 
     def field(self, key: str) -> QWidget:
@@ -445,29 +494,58 @@ class SettingsDialog(QDialog):
                 return page.fields[key]
         raise KeyError(key)
 
-    def save(self) -> bool:
-        """Validate every page, then write what changed. False (and an
-        explanation in the dialog) if anything was refused."""
-        changed: set[str] = set()
-        try:
-            values: dict[str, Value] = {}
-            for page in self.pages:
-                try:
-                    values.update(page.values())
-                except SettingsError:
-                    self.tabs.setCurrentWidget(page)
-                    raise
-            for key, value in values.items():
-                if self.settings.get(key) != value:
-                    self.settings.set(key, value)
-                    changed.add(key)
-        except SettingsError as exc:
-            self.error.setText(str(exc))
+    def save(self) -> None:
+        """Check every page, then write what changed, in a worker; `saved`
+        follows. On a refusal or a failed write the dialog stays open and
+        says why (what was written before it stays written)."""
+        if self._saving:
+            return
+        self._saving = True
+        self.buttons.setEnabled(False)
+        pages = [(page, page.raw()) for page in self.pages]
+        settings = self.settings
+        run_op(self._workers, lambda: _write(settings, pages), self._saved,
+               lambda message, _details: self._saved(_Result(set(), message)), self)
+
+    def _saved(self, result: _Result) -> None:
+        self._saving = False
+        self.buttons.setEnabled(True)
+        if result.error is not None:
+            if result.page is not None:
+                self.tabs.setCurrentWidget(result.page)
+            self.error.setText(result.error)
             self.error.show()
-            if changed:
-                self.applied.emit(changed)
-            return False
+            if result.changed:
+                self.applied.emit(result.changed)
+            self.saved.emit(False)
+            return
         self.error.hide()
-        self.applied.emit(changed)
+        self.applied.emit(result.changed)
         self.accept()
-        return True
+        self.saved.emit(True)
+
+
+@dataclass(frozen=True)
+class _Result:
+    changed: set[str]
+    error: str | None = None
+    page: SettingsPage | None = None  # the page with the refused value
+
+
+def _write(settings: Settings, pages: list[tuple[SettingsPage, dict[str, Any]]]) -> _Result:
+    """Check and write (in a worker): settings.toml is written once per changed key."""
+    values: dict[str, Value] = {}
+    for page, raw in pages:
+        try:
+            values.update(page.validate(raw))
+        except SettingsError as exc:
+            return _Result(set(), str(exc), page)
+    changed: set[str] = set()
+    for key, value in values.items():
+        if settings.get(key) != value:
+            try:
+                settings.set(key, value)
+            except SettingsError as exc:
+                return _Result(changed, str(exc))
+            changed.add(key)
+    return _Result(changed)

@@ -113,7 +113,7 @@ class SourcesPanel(QWidget):
     open_failed = Signal(str, str)
     viewer_opened = Signal(object)  # SourceViewer
 
-    def __init__(self) -> None:
+    def __init__(self, workers: WorkerSet | None = None) -> None:
         super().__init__()
         self.setObjectName("sourcesPanel")
         self.title = QLabel("Sources")
@@ -132,7 +132,7 @@ class SourcesPanel(QWidget):
         self.list.setToolTip("Click a citation to open the file at the cited place")
         self.list.itemActivated.connect(self._on_item)
         self.list.itemClicked.connect(self._on_item)
-        self._workers = WorkerSet()
+        self._workers = workers if workers is not None else WorkerSet()
         self.empty = QLabel("No sources for this answer.")
         self.empty.setWordWrap(True)
         self.empty.setObjectName("placeholder")

@@ -1,18 +1,26 @@
 """Background work for the window: a core iterator runs on a QThread and each
 item it yields reaches widgets through a signal. Errors always arrive as a
-signal too, never vanish."""
+signal too, never vanish.
+
+Who owns what: `run_op` is the one way to run a single call off the GUI
+thread (a file, SQLite, the keyring, a model load) and `GeneratorWorker` the
+way to run a stream (an answer). No part of the window starts threads of its
+own. Each long-lived owner keeps one `WorkerSet` and stops it when it ends:
+the main window (its parts share the window's set), the index service, the
+model service, quick-ask, and each dialog for as long as it is open."""
 
 from __future__ import annotations
 
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.core.errors import HearthError
 from app.core.llm.provider import CancelToken
+from app.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,7 @@ class GeneratorWorker(QObject):
     item = Signal(object)
     failed = Signal(str, str)
     done = Signal()
+    progress = Signal(object)  # what a `run_op` with `progress` reports on the way
 
     def __init__(self, work: Callable[[CancelToken], Iterator[Any]],
                  parent: QObject | None = None) -> None:
@@ -74,16 +83,33 @@ class GeneratorWorker(QObject):
 
     def _iterate(self) -> None:
         try:
-            for value in self._work(self.cancel):
-                self.item.emit(value)
-        except HearthError as exc:
-            self.failed.emit(str(exc), traceback.format_exc())
-        except Exception as exc:
-            log.exception("background work failed")
-            self.failed.emit(f"Something went wrong: {exc}.", traceback.format_exc())
-        finally:
-            self._active = False
-            self.done.emit()
+            try:
+                for value in self._work(self.cancel):
+                    self.item.emit(value)
+            except (HearthError, SettingsError) as exc:  # a sentence for the user already
+                self.failed.emit(str(exc), traceback.format_exc())
+            except RuntimeError as exc:
+                if _deleted(exc):
+                    raise
+                log.exception("background work failed")
+                self.failed.emit(f"Something went wrong: {exc}.", traceback.format_exc())
+            except Exception as exc:
+                log.exception("background work failed")
+                self.failed.emit(f"Something went wrong: {exc}.", traceback.format_exc())
+            finally:
+                self._active = False
+                self.done.emit()
+        except RuntimeError as exc:
+            # The widget that owned this worker was deleted while it ran (a
+            # dialog closed without done()): nobody is left to tell.
+            if not _deleted(exc):
+                raise
+            log.debug("a worker ended after its owner was deleted")
+
+
+def _deleted(exc: RuntimeError) -> bool:
+    """PySide's error for a signal whose QObject is gone."""
+    return "Signal source has been deleted" in str(exc)
 
 
 def call_in_background(fn: Callable[[], Any], parent: QObject | None = None) -> GeneratorWorker:
@@ -98,13 +124,38 @@ def call_in_background(fn: Callable[[], Any], parent: QObject | None = None) -> 
 T = TypeVar("T")
 
 
+Report = Callable[[object], None]
+
+
+@overload
 def run_op(workers: WorkerSet, op: Callable[[], T], success: Callable[[T], object],
-           failure: Callable[[str, str], object], parent: QObject | None = None
-           ) -> GeneratorWorker:
-    """Background work in Anki's QueryOp style: `op` runs off the GUI thread
-    (it must not touch widgets); `success(result)` or `failure(message,
-    details)` then runs on it. `workers` owns the worker until it has ended."""
-    worker = call_in_background(op, parent)
+           failure: Callable[[str, str], object], parent: QObject | None = None, *,
+           progress: None = None) -> GeneratorWorker: ...
+
+
+@overload
+def run_op(workers: WorkerSet, op: Callable[[Report], T], success: Callable[[T], object],
+           failure: Callable[[str, str], object], parent: QObject | None = None, *,
+           progress: Callable[[Any], object]) -> GeneratorWorker: ...
+
+
+def run_op(workers: WorkerSet, op: Callable[..., T], success: Callable[[T], object],
+           failure: Callable[[str, str], object], parent: QObject | None = None, *,
+           progress: Callable[[Any], object] | None = None) -> GeneratorWorker:
+    """Background work in Anki's CollectionOp/QueryOp style: `op` runs off the
+    GUI thread (it must not touch widgets); `success(result)` or
+    `failure(message, details)` then runs on it. With `progress`, `op` is
+    called with a `report(value)` function and each value reaches
+    `progress(value)` on the GUI thread. `workers` owns the worker until it
+    has ended."""
+    if progress is None:
+        worker = call_in_background(op, parent)
+    else:
+        def once(_cancel: CancelToken) -> Iterator[Any]:
+            yield op(worker.progress.emit)
+
+        worker = GeneratorWorker(once, parent)
+        worker.progress.connect(progress)
     worker.item.connect(success)
     worker.failed.connect(failure)
     return workers.start(worker)

@@ -39,8 +39,8 @@ def test_tray_menu_actions(qtbot: QtBot, hearth: Any) -> None:
     assert hearth.quick.isVisible()
     hearth.quick.close()
     try:
-        tray.offline_action.trigger()
-        assert hearth.settings.snapshot().network.offline is True
+        tray.offline_action.trigger()  # written in a worker
+        qtbot.waitUntil(lambda: hearth.settings.snapshot().network.offline is True, timeout=5_000)
         assert tomllib.loads(hearth.settings.path.read_text())["network"]["offline"] is True
         qtbot.waitUntil(lambda: hearth.window.offline_label.isVisible(), timeout=1_000)
         assert offline.is_enabled()

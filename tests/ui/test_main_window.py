@@ -217,3 +217,13 @@ def test_shortcuts_and_remembered_geometry(qtbot: QtBot, window: MainWindow,
     assert again.size() == QSize(700, 520)
     assert (paths.config_dir / "window.ini").is_file()
     again.shutdown()
+
+
+def test_the_model_shows_as_loaded_after_it_answered_without_a_preload(
+        qtbot: QtBot, window: MainWindow) -> None:
+    assert window.model_state == "idle"
+    assert window.model_status.text() == "Model: not loaded yet"
+    finished = ask(qtbot, window, "Say hello.")
+    assert finished.provider == "local"
+    assert window.model_state == "ready"
+    assert window.model_status.text().startswith(f"Model: {finished.model} · ready")

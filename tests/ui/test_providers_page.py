@@ -129,7 +129,8 @@ def test_edit_forget_and_remove(qtbot: QtBot, dialog: SettingsDialog, server: Fa
     fill(page, server, RIGHT_KEY)
     wait_done(qtbot, page, page.save_button.click)
     fill(page, server, name="second")
-    page.save_button.click()  # no key typed: nothing goes to the keyring
+    # No key typed: nothing goes to the keyring.
+    assert wait_done(qtbot, page, page.save_button.click) == "Saved second."
     assert page.status.text() == "Saved second."
     qtbot.waitUntil(lambda: page.list.count() == 2, timeout=5_000)
     page.list.setCurrentRow(0)
@@ -137,7 +138,7 @@ def test_edit_forget_and_remove(qtbot: QtBot, dialog: SettingsDialog, server: Fa
     assert page.headers.toPlainText() == "X-Team: hearth"
     page.model.setText("bigger-model")
     page.heavy.setChecked(True)
-    page.save_button.click()
+    wait_done(qtbot, page, page.save_button.click)
     saved = tomllib.loads(providers_file(page.paths).read_text())["provider"]
     assert [(p["name"], p["model"], p["heavy"]) for p in saved] == [
         ("faulty", "bigger-model", True), ("second", "fault-model", False)]
@@ -174,9 +175,9 @@ def test_bad_provider_input_is_one_sentence_and_nothing_is_written(
     assert memory_keyring.store == {}
     assert page.key.text() == RIGHT_KEY  # kept in the form to fix and save again
     fill(page, server)
-    page.save_button.click()
+    wait_done(qtbot, page, page.save_button.click)
     fill(page, server)
-    page.save_button.click()
+    wait_done(qtbot, page, page.save_button.click)
     assert page.status.text() == "A provider called faulty already exists; remove it first."
 
 

@@ -17,6 +17,13 @@ from app.ui import autostart
 from app.ui.settings_dialog import ModelPathField, SettingsDialog, default_pages
 
 
+def save(qtbot: QtBot, dialog: SettingsDialog) -> bool:
+    """OK's work: check and write in a worker; True if all was written."""
+    with qtbot.waitSignal(dialog.saved, timeout=10_000) as saved:
+        dialog.save()
+    return bool(saved.args[0])
+
+
 def test_settings_round_trip_through_settings_toml(qtbot: QtBot, settings: Settings,
                                                    paths: Paths, model_path: Path) -> None:
     dialog = SettingsDialog(settings)
@@ -44,7 +51,7 @@ def test_settings_round_trip_through_settings_toml(qtbot: QtBot, settings: Setti
     theme = f("ui.theme")
     assert isinstance(theme, QComboBox)
     theme.setCurrentIndex(theme.findData("dark"))
-    with qtbot.waitSignal(dialog.applied, timeout=1_000) as applied:
+    with qtbot.waitSignal(dialog.applied, timeout=10_000) as applied:
         dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     assert applied.args[0] == {"model.path", "model.context_size", "model.threads",
                                "generation.temperature", "generation.system_prompt",
@@ -72,7 +79,7 @@ def test_a_bad_model_file_is_refused_in_words_and_nothing_is_written(
     dialog.show()
     dialog.field("model.path").edit.setText(str(bad))  # type: ignore[attr-defined]
     dialog.field("model.threads").setValue(4)  # type: ignore[attr-defined]
-    assert dialog.save() is False
+    assert save(qtbot, dialog) is False
     assert dialog.isVisible()
     assert dialog.error.isVisible() and "not a GGUF model file" in dialog.error.text()
     assert not settings.path.exists()
@@ -84,9 +91,12 @@ def test_routing_and_privacy_round_trip(qtbot: QtBot, settings: Settings, paths:
                                        "llama-3.1-8b-instant"))
     dialog = SettingsDialog(settings, None, default_pages(paths))
     qtbot.addWidget(dialog)
+    dialog.show()
     f = dialog.field
     policy = f("routing.policy")
     assert isinstance(policy, QComboBox)
+    # The providers are read in a worker; the policy offers them once read.
+    qtbot.waitUntil(lambda: policy.findData("groq") >= 0, timeout=5_000)
     assert [policy.itemData(i) for i in range(policy.count())] == [
         "auto", "local-only", "remote-first", "groq"]
     assert policy.currentData() == "auto"
@@ -100,7 +110,7 @@ def test_routing_and_privacy_round_trip(qtbot: QtBot, settings: Settings, paths:
     assert isinstance(redact, QCheckBox) and redact.isChecked()
     fallback.setChecked(False)
     redact.setChecked(False)
-    assert dialog.save() is True
+    assert save(qtbot, dialog) is True
     on_disk = tomllib.loads(settings.path.read_text())
     assert on_disk["routing"] == {"policy": "groq", "ttft_timeout_s": 3.5,
                                   "stall_timeout_s": 4.0, "heavy_prompt_tokens": 2000,
@@ -110,8 +120,10 @@ def test_routing_and_privacy_round_trip(qtbot: QtBot, settings: Settings, paths:
     remove_provider(paths, "groq")
     again = SettingsDialog(Settings.load(paths), None, default_pages(paths))
     qtbot.addWidget(again)
+    with qtbot.waitSignal(again.page("Providers").loaded, timeout=5_000):  # type: ignore[attr-defined]
+        again.show()  # providers.toml is read in a worker once the dialog is on screen
     assert again.field("routing.policy").currentText() == "groq (not configured)"  # type: ignore[attr-defined]
-    assert again.save() is False
+    assert save(qtbot, again) is False
     assert again.error.text() == ("The routing policy names the provider 'groq', which is "
                                   "not set up; choose another or add it on the Providers page.")
     assert again.tabs.currentWidget() is again.page("Routing")
@@ -127,7 +139,9 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(
     assert str(entry) in dialog.page("Desktop").login_note.text()
     login.setChecked(True)
     dialog.field("ui.start_minimised").setChecked(True)
-    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    with qtbot.waitSignal(dialog.saved, timeout=5_000):
+        dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    qtbot.waitUntil(entry.exists, timeout=5_000)  # written in a worker, after the settings
     text = entry.read_text()
     assert "[Desktop Entry]" in text and "\nExec=" in text and "Name=Hearth" in text
     assert tomllib.loads(hearth.settings.path.read_text())["ui"] == {
@@ -135,7 +149,7 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(
     dialog = hearth.open_settings()
     dialog.field("ui.start_at_login").setChecked(False)
     dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
-    assert not entry.exists()
+    qtbot.waitUntil(lambda: not entry.exists(), timeout=5_000)
 
 
 def test_start_at_login_says_where_it_is_not_supported(
