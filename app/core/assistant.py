@@ -34,11 +34,11 @@ from app.core.events import (
     Usage,
 )
 from app.core.llm.local import LoadedModel, LocalModelConfig, LocalProvider
+from app.core.llm.pacing import CircuitBreaker
 from app.core.llm.provider import CancelToken, ChatMessage, PromptProgress, TextDelta
 from app.core.llm.registry import capabilities_for, load_prices, load_providers
 from app.core.llm.router import (
     Answered,
-    CircuitBreaker,
     GenParams,
     RemoteProvider,
     Router,

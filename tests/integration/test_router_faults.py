@@ -11,11 +11,11 @@ import pytest
 from app.core.events import Attempt
 from app.core.llm.anthropic import AnthropicProvider
 from app.core.llm.openai_compat import OpenAICompatProvider
+from app.core.llm.pacing import CircuitBreaker
 from app.core.llm.provider import CancelToken, Capabilities, TextDelta
 from app.core.llm.registry import ProviderConfig
 from app.core.llm.router import (
     Answered,
-    CircuitBreaker,
     GenParams,
     Router,
     RoutingConfig,

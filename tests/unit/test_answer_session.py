@@ -19,8 +19,8 @@ from app.core.events import (
     Timings,
     Usage,
 )
+from app.core.llm.pacing import FirstTokenDeadline
 from app.core.llm.provider import PromptProgress
-from app.core.llm.router import FirstTokenDeadline
 
 SOURCE = Source(1, "/notes/a.md", 1, 3, snippet="hello")
 ROUTE = Route("auto", (Attempt("local", "smol", 0.0, None, 0.3, "failed", "ttft_timeout",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.core.llm.local import MIN_ANSWER_TOKENS
-from app.core.llm.router import PromptSpeed, passage_budget
+from app.core.llm.pacing import PromptSpeed, passage_budget
 
 
 def test_without_a_known_speed_passages_take_at_most_half_the_context() -> None:
