@@ -21,7 +21,7 @@ from app.settings import Key, Settings, Value
 from app.ui import autostart
 from app.ui.errors import show_error
 from app.ui.folders_dialog import FoldersDialog
-from app.ui.global_shortcut import OS_SHORTCUT_HINT, GlobalShortcut
+from app.ui.global_shortcut import GlobalShortcut
 from app.ui.indexing import IndexService
 from app.ui.main_window import MainWindow
 from app.ui.models_dialog import ModelsDialog, ModelService
@@ -331,13 +331,12 @@ class HearthApp(QObject):
         if self.tray.available:
             self.no_tray_notice = ""
             return
+        # Short enough for the status bar of a small window.
         if self.shortcut.active:
-            combo = self.settings.snapshot().ui.quick_ask_shortcut
-            how = f"open Quick Ask with its keyboard shortcut, {combo}"
+            how = f"Quick Ask opens with {self.settings.snapshot().ui.quick_ask_shortcut}"
         else:
-            how = f"Quick Ask needs a keyboard shortcut: {OS_SHORTCUT_HINT}"
-        self.no_tray_notice = (f"This desktop has no system tray, so closing the window quits "
-                               f"Hearth; {how}.")
+            how = "for Quick Ask, bind `hearth --quick-ask` to a keyboard shortcut"
+        self.no_tray_notice = f"No system tray: closing the window quits Hearth; {how}."
         log.info("no system tray: %s", self.no_tray_notice)
         self.window.statusBar().showMessage(self.no_tray_notice, NO_TRAY_NOTICE_MS)
 
