@@ -30,7 +30,7 @@ from app.ui.settings_dialog import DesktopPage, SettingsDialog, default_pages
 from app.ui.single_instance import InstanceServer
 from app.ui.theme import app_icon, apply_theme
 from app.ui.tray import Tray
-from app.ui.workers import run_op
+from app.ui.workers import run_op, stop_every_set
 
 log = logging.getLogger(__name__)
 
@@ -366,6 +366,7 @@ class HearthApp(QObject):
         self.index.stop()
         self.models.shutdown()  # downloads pause; the next start resumes them
         self.window.shutdown()
+        stop_every_set()  # whatever an owner left running (a statistics window left open)
         self.window.hide()
         self.tray.hide()
         self.server.close()

@@ -7,12 +7,15 @@ thread (a file, SQLite, the keyring, a model load) and `GeneratorWorker` the
 way to run a stream (an answer). No part of the window starts threads of its
 own. Each long-lived owner keeps one `WorkerSet` and stops it when it ends:
 the main window (its parts share the window's set), the index service, the
-model service, quick-ask, and each dialog for as long as it is open."""
+model service, quick-ask, and each dialog for as long as it is open. Every
+set is registered app-wide, and quitting stops whatever is left in any of
+them (`stop_every_set`)."""
 
 from __future__ import annotations
 
 import logging
 import traceback
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, overload
 
@@ -163,10 +166,14 @@ def run_op(workers: WorkerSet, op: Callable[..., T], success: Callable[[T], obje
 
 class WorkerSet:
     """Keeps workers alive until their thread has ended (a QThread destroyed
-    while running aborts the process) and stops them all on shutdown."""
+    while running aborts the process) and stops them all on shutdown.
+
+    Every set is also known to the app-wide registry, so that quitting stops
+    whatever an owner left running (`stop_every_set`)."""
 
     def __init__(self) -> None:
         self._workers: list[GeneratorWorker] = []
+        _EVERY_SET.add(self)
 
     def start(self, worker: GeneratorWorker) -> GeneratorWorker:
         self._workers = [w for w in self._workers if not w.finished]
@@ -183,3 +190,14 @@ class WorkerSet:
 
     def __len__(self) -> int:
         return sum(1 for w in self._workers if not w.finished)
+
+
+# Every WorkerSet alive (held weakly: a set goes with its owner).
+_EVERY_SET: weakref.WeakSet[WorkerSet] = weakref.WeakSet()
+
+
+def stop_every_set(timeout_ms: int = 15_000) -> bool:
+    """At quit, after each owner has stopped its own work: stop what is left
+    in any set (a window that was not closed, a part that forgot), so that no
+    QThread is destroyed while it runs. True when every worker ended."""
+    return all([workers.stop_all(timeout_ms) for workers in list(_EVERY_SET)])

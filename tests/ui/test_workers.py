@@ -63,3 +63,27 @@ def test_an_op_whose_owner_was_deleted_ends_quietly(qtbot: QtBot) -> None:
     assert workers.stop_all()
     qtbot.wait(50)
     assert results == [] and not worker.running
+
+
+def test_quitting_stops_work_any_owner_left_running(qtbot: QtBot) -> None:
+    """The app-wide registry: sets whose owners never stopped them (a window
+    left open at quit) are stopped by stop_every_set, so no QThread is
+    destroyed while it runs."""
+    from app.ui.workers import stop_every_set
+
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def op() -> str:
+        started.release()
+        release.wait(10)
+        return "done"
+
+    owners = [WorkerSet(), WorkerSet()]
+    workers = [run_op(s, op, lambda _r: None, lambda m, d: None) for s in owners]
+    for _ in workers:
+        assert started.acquire(timeout=5)
+    assert all(len(s) == 1 for s in owners)
+    threading.Timer(0.2, release.set).start()  # the op ends when asked to stop, like a real one
+    assert stop_every_set(timeout_ms=5_000)
+    assert all(w.finished for w in workers) and all(len(s) == 0 for s in owners)
