@@ -10,10 +10,14 @@ import json
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli_common import EXIT_OK, EXIT_USAGE, fail, load_settings
 from app.core.text import shown
+
+if TYPE_CHECKING:  # the index is imported when a command runs, for a quick start-up
+    from app.core.knowledge.base import KnowledgeBase
+    from app.core.knowledge.progress import Stats
 
 # The most results one search returns (enough for Recall@100).
 MAX_RESULTS = 100
@@ -58,7 +62,7 @@ def add_parsers(sub: Any) -> None:
                         help="reorder the files to prefer varied ones (default knowledge.mmr)")
 
 
-def _open(writer: bool) -> Any:
+def _open(writer: bool) -> KnowledgeBase:
     from app.core.knowledge.base import KnowledgeBase
     from app.paths import get_paths
 
@@ -108,7 +112,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         return fail(str(exc))
 
 
-def _add(kb: Any, args: argparse.Namespace) -> int:
+def _add(kb: KnowledgeBase, args: argparse.Namespace) -> int:
     folder = kb.add_folder(args.path, args.include, args.exclude, args.local_only)
     note = " (local only)" if folder.local_only else ""
     print(f"Indexing {shown(folder.path)}{note}", file=sys.stderr)
@@ -136,7 +140,7 @@ def _add_through_running(args: argparse.Namespace, busy: str) -> int:
         kb.close()
 
 
-def _watch(kb: Any) -> int:
+def _watch(kb: KnowledgeBase) -> int:
     from app.core.knowledge.watcher import Watcher, WatchWarning
 
     folders = kb.folders()
@@ -169,7 +173,7 @@ def _watch(kb: Any) -> int:
     return EXIT_OK
 
 
-def _status(kb: Any, args: argparse.Namespace) -> int:
+def _status(kb: KnowledgeBase, args: argparse.Namespace) -> int:
     data = kb.status(errors=args.errors)
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -239,7 +243,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _summary(stats: Any) -> None:
+def _summary(stats: Stats) -> None:
     rate = stats.chunks_embedded / stats.seconds if stats.seconds else 0.0
     print(f"Done in {stats.seconds:.1f} s: {stats.indexed:,} files indexed, "
           f"{stats.unchanged:,} unchanged, {stats.skipped + stats.failed:,} left out, "

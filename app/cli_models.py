@@ -14,9 +14,15 @@ import argparse
 import json
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli_common import EXIT_INTERRUPTED, EXIT_OK, fail
+
+if TYPE_CHECKING:  # the core is imported when a command runs, for a quick start-up
+    from app.core.models.catalog import Catalog
+    from app.core.models.library import ModelRow
+    from app.paths import Paths
+    from app.settings import Settings
 
 GB = 1024**3
 
@@ -68,7 +74,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return fail(str(exc))
 
 
-def _row_dict(row: Any) -> dict[str, Any]:
+def _row_dict(row: ModelRow) -> dict[str, Any]:
     e, fit = row.entry, row.fit
     return {
         "id": row.id, "name": row.name, "state": row.state, "current": row.current,
@@ -90,7 +96,7 @@ def _row_dict(row: Any) -> dict[str, Any]:
     }
 
 
-def _list(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> int:
+def _list(args: argparse.Namespace, paths: Paths, settings: Settings, catalog: Catalog) -> int:
     from app.core.models.library import overview
 
     rows = overview(paths, catalog, settings)
@@ -109,7 +115,7 @@ def _list(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> 
     return EXIT_OK
 
 
-def _pull(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> int:
+def _pull(args: argparse.Namespace, paths: Paths, settings: Settings, catalog: Catalog) -> int:
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -164,14 +170,14 @@ def _pull(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> 
     return EXIT_OK
 
 
-def _row_fit(paths: Any, settings: Any, catalog: Any, model_id: str) -> str:
+def _row_fit(paths: Paths, settings: Settings, catalog: Catalog, model_id: str) -> str:
     from app.core.models.library import overview
 
     row = next(r for r in overview(paths, catalog, settings) if r.id == model_id)
     return row.fit.summary()
 
 
-def _import(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> int:
+def _import(args: argparse.Namespace, paths: Paths, settings: Settings, catalog: Catalog) -> int:
     from pathlib import Path
 
     from app.core.models.library import import_model
@@ -189,7 +195,7 @@ def _import(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -
     return EXIT_OK
 
 
-def _remove(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> int:
+def _remove(args: argparse.Namespace, paths: Paths, settings: Settings, catalog: Catalog) -> int:
     from app.core.models.library import remove
 
     model = remove(paths, catalog, args.id, settings.snapshot().model.path)
@@ -198,7 +204,7 @@ def _remove(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -
     return EXIT_OK
 
 
-def _use(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> int:
+def _use(args: argparse.Namespace, paths: Paths, settings: Settings, catalog: Catalog) -> int:
     from app.core.models.library import find_installed, overview
     from app.settings import Key
 
@@ -215,7 +221,7 @@ def _use(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> i
     return EXIT_OK
 
 
-def _info(args: argparse.Namespace, paths: Any, settings: Any, catalog: Any) -> int:
+def _info(args: argparse.Namespace, paths: Paths, settings: Settings, catalog: Catalog) -> int:
     from app.core.models.library import inspect_gguf, overview
 
     rows = {r.id: r for r in overview(paths, catalog, settings)}
