@@ -22,3 +22,20 @@ def run_hearth(*args: str, env: dict[str, str] | None = None, input: str | None 
         [sys.executable, "-m", "app", *args], capture_output=True, text=True, env=full_env,
         input=input, timeout=timeout, cwd=REPO,
     )
+
+
+class GuiTicks:
+    """Counts GUI-thread timer ticks: they go on only while the GUI thread is
+    free, so a test sees whether background work kept it waiting."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.count = 0
+        self.timer = QTimer()
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.count += 1

@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.ui.providers_page import ProvidersPage
 from app.ui.settings_dialog import RoutingPage, SettingsDialog, default_pages
 from tests.fault_server import ANSWER, FaultServer
+from tests.helpers import GuiTicks
 from tests.keyring_backend import MemoryKeyring
 
 RIGHT_KEY = "sk-right-4f3e2d1c0b9a8f7e6d5c4b3a"
@@ -208,20 +209,6 @@ def test_a_refused_keyring_is_explained_and_the_environment_variable_works(
         keyring.set_keyring(previous)
 
 
-class _Ticks:
-    """Counts GUI-thread timer ticks: they go on only while the GUI thread is free."""
-
-    def __init__(self) -> None:
-        from PySide6.QtCore import QTimer
-
-        self.count = 0
-        self.timer = QTimer()
-        self.timer.setInterval(20)
-        self.timer.timeout.connect(self._tick)
-        self.timer.start()
-
-    def _tick(self) -> None:
-        self.count += 1
 
 
 def _closed_port() -> int:
@@ -269,7 +256,7 @@ def test_test_connection_names_the_cause_and_the_address_of_unsaved_values(
         page.timeout.setValue(0.5)
         if fault:
             server.queue(fault)
-        ticks = _Ticks()
+        ticks = GuiTicks()
         with qtbot.waitSignal(page.finished, timeout=20_000) as done:
             page.test_button.click()
             assert page.busy and page.status.text() == f"Testing faulty at {url}…"

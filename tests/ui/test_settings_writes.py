@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox
 from pytestqt.qtbot import QtBot
 
@@ -23,6 +22,7 @@ from app.paths import Paths
 from app.settings import Settings
 from app.ui.providers_page import ProvidersPage
 from app.ui.settings_dialog import SettingsDialog, default_pages
+from tests.helpers import GuiTicks
 
 
 def _refuse(delay_s: float = 0.0) -> Any:
@@ -33,18 +33,6 @@ def _refuse(delay_s: float = 0.0) -> Any:
     return write
 
 
-class _Ticks:
-    """Counts GUI-thread timer ticks: they go on only while the GUI thread is free."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.timer = QTimer()
-        self.timer.setInterval(20)
-        self.timer.timeout.connect(self._tick)
-        self.timer.start()
-
-    def _tick(self) -> None:
-        self.count += 1
 
 
 def test_a_settings_write_that_fails_says_why_and_keeps_the_old_value(
@@ -59,7 +47,7 @@ def test_a_settings_write_that_fails_says_why_and_keeps_the_old_value(
     theme.setCurrentIndex(theme.findData("dark"))
     applied: list[object] = []
     dialog.applied.connect(applied.append)
-    ticks = _Ticks()
+    ticks = GuiTicks()
     with qtbot.waitSignal(dialog.saved, timeout=10_000) as saved:
         dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
         assert not dialog.buttons.isEnabled()  # one save at a time
