@@ -202,3 +202,27 @@ def test_the_folder_chooser_offers_the_indexed_folders(qtbot: QtBot, tmp_path: P
     assert chooser.folders() is None and chooser.text() == "Use my files"
     chooser.setChecked(False)
     assert state.value("ask/use_files", type=bool) is False
+
+
+def test_the_first_loaded_model_freezes_what_the_app_keeps_for_good() -> None:
+    """Python's full collections walk every object the process holds (about
+    50 ms each here, felt by the window while an answer streams); once the
+    first model is loaded, what exists is frozen out of them."""
+    import gc
+
+    from app.ui import main_window
+    from app.ui.model_state import ModelState
+
+    gc.unfreeze()
+    main_window._settled = False
+    try:
+        main_window._settle_memory_once(ModelState("loading"))
+        assert gc.get_freeze_count() == 0
+        main_window._settle_memory_once(ModelState("ready", "m"))
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        main_window._settle_memory_once(ModelState("ready", "another"))
+        assert gc.get_freeze_count() == frozen  # once: a later model's garbage stays collectable
+    finally:
+        gc.unfreeze()
+        main_window._settled = True
