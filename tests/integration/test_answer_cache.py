@@ -177,7 +177,11 @@ def test_a_remote_answer_is_never_given_to_a_local_only_question(
     for local in (AskOptions(max_tokens=8, use_files=False, offline=True),
                   AskOptions(max_tokens=8, use_files=False, route="local-only")):
         done = ask(assistant, "Say hello!", local)
-        assert done.provider == "local" and done.trace.cache == "miss"  # type: ignore[union-attr]
+        assert done.provider == "local" and done.answer != "".join(ANSWER)
+        # A hit may only be the local model's own answer to the first of these
+        # (kept when it ended by itself within its 8 tokens), never the remote one.
+        assert done.trace is not None
+        assert done.trace.cache == "miss" or done.trace.cache_source != first.message_id
     assert len(remote.requests) == 1
 
 
