@@ -8,7 +8,6 @@ which run in its one `WorkerSet` (`run_op`, `GeneratorWorker`)."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QSettings, Qt, Signal
@@ -29,7 +28,7 @@ from app.ui.conversation_view import ConversationView
 from app.ui.details_dialog import AnswerDetailsDialog
 from app.ui.errors import show_error
 from app.ui.folder_chooser import FolderChooser
-from app.ui.model_state import ModelLoader, ModelState
+from app.ui.model_state import ModelLoader, freeze_after_first_load
 from app.ui.route_chooser import RouteChooser
 from app.ui.sources_panel import SourcesPanel
 from app.ui.state import IndexStatusState, Observed
@@ -149,7 +148,7 @@ class MainWindow(QMainWindow):
         self.files_button.folders_requested.connect(self.folders_requested)
         self.folders.changed.connect(lambda paths: self.files_button.set_folders(list(paths)))
         self.model.state.changed.connect(lambda s: self.model_state_changed.emit(s.phase))
-        self.model.state.changed.connect(_settle_memory_once)
+        self.model.state.changed.connect(freeze_after_first_load)
         self.model.message.connect(note)
         self.model.switched.connect(self.model_switched)
         self.model.switch_failed.connect(lambda name, message, details: show_error(
@@ -376,18 +375,3 @@ class MainWindow(QMainWindow):
         self.shutdown()
         super().closeEvent(event)
         self.closed.emit()
-
-
-_settled = False
-
-
-def _settle_memory_once(state: ModelState) -> None:
-    """Once the first model is loaded, everything Hearth keeps for its whole
-    run exists (modules, Qt, the engine). Python's full collections would walk
-    all of it again and again, each a pause of about 50 ms that the window
-    feels while an answer streams; frozen, they walk only what came since."""
-    global _settled
-    if state.phase == "ready" and not _settled:
-        _settled = True
-        gc.freeze()
-

@@ -5,6 +5,7 @@ pattern; the status bar draws from `ModelLoader.state`."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -139,3 +140,18 @@ class ModelLoader(QObject):
             name = local_model_answered(answer)
             if name is not None:
                 self.state.set(ModelState("ready", name))
+
+
+_settled = False
+
+
+def freeze_after_first_load(state: ModelState) -> None:
+    """Once the first model is loaded, everything Hearth keeps for its whole
+    run exists (modules, Qt, the engine). Python's full collections would walk
+    all of it again and again, each a pause of about 50 ms that the window
+    feels while an answer streams; frozen, they walk only what came since."""
+    global _settled
+    if state.phase == "ready" and not _settled:
+        _settled = True
+        gc.freeze()
+

@@ -210,19 +210,19 @@ def test_the_first_loaded_model_freezes_what_the_app_keeps_for_good() -> None:
     first model is loaded, what exists is frozen out of them."""
     import gc
 
-    from app.ui import main_window
-    from app.ui.model_state import ModelState
+    from app.ui import model_state
+    from app.ui.model_state import ModelState, freeze_after_first_load
 
     gc.unfreeze()
-    main_window._settled = False
+    model_state._settled = False
     try:
-        main_window._settle_memory_once(ModelState("loading"))
+        freeze_after_first_load(ModelState("loading"))
         assert gc.get_freeze_count() == 0
-        main_window._settle_memory_once(ModelState("ready", "m"))
+        freeze_after_first_load(ModelState("ready", "m"))
         frozen = gc.get_freeze_count()
         assert frozen > 0
-        main_window._settle_memory_once(ModelState("ready", "another"))
+        freeze_after_first_load(ModelState("ready", "another"))
         assert gc.get_freeze_count() == frozen  # once: a later model's garbage stays collectable
     finally:
         gc.unfreeze()
-        main_window._settled = True
+        model_state._settled = True
