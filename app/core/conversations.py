@@ -145,10 +145,6 @@ class ConversationStore(SQLiteFile):
     FOLDER = "data folder"
     MIGRATIONS = MIGRATIONS
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
-
     # -- conversations -----------------------------------------------------------
 
     def create(self, title: str) -> Conversation:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from app.core.migrations import Migration, applied, migrate
 from app.paths import DataDirError
@@ -58,6 +59,11 @@ class SQLiteFile:
         """Create or upgrade the schema: MIGRATIONS, unless a subclass does otherwise."""
         if self.MIGRATIONS:
             migrate(self, self.MIGRATIONS, self.NAME)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """All rows of one statement, run under the lock."""
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
 
     def applied_migrations(self) -> list[str]:
         """The names of the migrations this file records, in order."""

@@ -197,10 +197,6 @@ class Manifest(SQLiteFile):
         self._df_time = -1e9
         super().__init__(path)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
-
     def data_version(self) -> int:
         """Changes whenever another connection (another process) has written."""
         return int(self.query("PRAGMA data_version")[0][0])
@@ -539,10 +535,8 @@ class VectorCache(SQLiteFile):
         out: dict[str, np.ndarray] = {}
         for k in range(0, len(ids), 500):
             part = list(ids[k:k + 500])
-            with self._lock:
-                rows = self._db.execute(
-                    f"SELECT id, vector FROM vectors WHERE id IN ({','.join('?' * len(part))})",
-                    part).fetchall()
+            rows = self.query(
+                f"SELECT id, vector FROM vectors WHERE id IN ({','.join('?' * len(part))})", part)
             for r in rows:
                 out[r[0]] = np.frombuffer(r[1], dtype=np.float32)
         return out
@@ -559,10 +553,6 @@ class VectorCache(SQLiteFile):
 
     def count(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM vectors")[0][0])
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
 
 
 def vector_cache_path(directory: Path, collection_name: str) -> Path:
