@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,22 +124,12 @@ def search_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="hearth-search-keywords")
 
 
-def _run_now(fn: Callable[[], _KeywordHits]) -> Future[_KeywordHits]:
-    done: Future[_KeywordHits] = Future()
-    try:
-        done.set_result(fn())
-    except BaseException as exc:  # noqa: BLE001  raised again by .result(), as a pool would
-        done.set_exception(exc)
-    return done
-
-
 class Retriever:
-    """Searches the manifest (keywords) and the vectors. With `pool`, the
-    keyword search runs on it beside the vector search; without one, first,
-    on the calling thread."""
+    """Searches the manifest (keywords) and the vectors; the keyword search
+    runs on `pool` (its owner's, see search_pool) beside the vector search."""
 
     def __init__(self, manifest: Manifest, vectors: VectorStore | None, embedder: Embedder,
-                 pool: Executor | None = None) -> None:
+                 pool: Executor) -> None:
         self.manifest = manifest
         self.vectors = vectors
         self.embedder = embedder
@@ -166,11 +156,7 @@ class Retriever:
         sims: dict[str, float] = {}
         # The keyword search (SQLite) runs beside the query's embedding and the
         # vector search (onnxruntime, Chroma); all three release the GIL.
-        def keywords() -> _KeywordHits:
-            return self._keyword(question, n, folders, kinds)
-
-        keyword_job = (self.pool.submit(keywords) if self.pool is not None
-                       else _run_now(keywords))
+        keyword_job = self.pool.submit(self._keyword, question, n, folders, kinds)
         qv: np.ndarray | None = None
         vector_ids: list[str] = []
         try:
