@@ -275,7 +275,6 @@ def _manifest(paths: Paths) -> Iterator[sqlite3.Connection | None]:
 
 def embed_question(embedder: Any, question: str) -> list[float]:
     """A question's vector for the cache, by `embedder` (a MiniLMEmbedder)."""
-    # The question is cut to what the model reads: a longer one is still the
-    # same question, and its vector only has to be compared.
-    head = embedder.split(question, embedder.max_tokens - 2)[0]
-    return [float(x) for x in embedder.embed([head])[0]]
+    # A longer question is still the same question, and its vector only has
+    # to be compared: it is embedded by its start.
+    return [float(x) for x in embedder.embed([question], from_head=True)[0]]

@@ -65,10 +65,13 @@ class Embedder(TokenCounter, Protocol):
     id: str
     dim: int
 
-    def embed(self, texts: Sequence[str], between: Callable[[], object] | None = None
-              ) -> np.ndarray:
+    def embed(self, texts: Sequence[str], between: Callable[[], object] | None = None, *,
+              from_head: bool = False) -> np.ndarray:
         """`between`, if given, is called before each model run: the indexer
-        pauses there while an answer is being generated."""
+        pauses there while an answer is being generated. A text longer than
+        the model reads raises TooLongError, or with `from_head` is embedded
+        by its first piece (`split`): a question, or a passage the chunker
+        made a little too long, is still what its start says."""
         ...
 
 
@@ -193,13 +196,19 @@ class MiniLMEmbedder:
 
     # -- Embedder ----------------------------------------------------------------
 
-    def embed(self, texts: Sequence[str], between: Callable[[], object] | None = None
-              ) -> np.ndarray:
+    def embed(self, texts: Sequence[str], between: Callable[[], object] | None = None, *,
+              from_head: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encs = self.tokenizer.encode_batch(list(texts))
         lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
         too_long = np.flatnonzero(lengths > self.max_tokens)
+        if too_long.size and from_head:
+            for i in too_long.tolist():
+                # Cut between words to what the model reads besides [CLS] and [SEP].
+                encs[i] = self.tokenizer.encode(self.split(texts[i], self.max_tokens - 2)[0])
+                lengths[i] = len(encs[i].ids)
+            too_long = np.flatnonzero(lengths > self.max_tokens)
         if too_long.size:
             i = int(too_long[0])
             raise TooLongError(

@@ -416,17 +416,6 @@ class Indexer:
         stats.problems.append((path, reason))
         progress(ev.FileFailed(path, status, reason))
 
-    def _readable(self, texts: list[str]) -> list[str]:
-        """What the embedding model reads of each passage. A passage the
-        chunker made a little longer than the model reads (a table whose
-        joined rows tokenise longer than their parts) is embedded from its
-        head; its whole text is still stored, shown and found by keyword.
-        Refusing it would stop the whole run over one file."""
-        room = self.embedder.max_tokens - 2  # [CLS] and [SEP]
-        counts = self.embedder.count(texts)
-        return [t if n <= room else self.embedder.split(t, room)[0]
-                for t, n in zip(texts, counts, strict=True)]
-
     # Complex on purpose: the steps of one write transaction, in order.
     def _commit(self, batch: list[_Prepared], stats: ev.Stats, progress: ev.Progress,  # noqa: C901
                 embed_total: list[int]) -> None:
@@ -476,8 +465,13 @@ class Indexer:
             started = time.perf_counter()
             for k in range(0, len(to_embed), EMBED_STEP):
                 rows = to_embed[k:k + EMBED_STEP]
-                texts = self._readable([new[r][0].chunks[new[r][1]].text for r in rows])
-                vectors[rows] = self.embedder.embed(texts, between_runs)
+                # A passage the chunker made a little longer than the model
+                # reads (a table whose joined rows tokenise longer than their
+                # parts) is embedded from its head; its whole text is still
+                # stored, shown and found by keyword. Refusing it would stop
+                # the whole run over one file.
+                texts = [new[r][0].chunks[new[r][1]].text for r in rows]
+                vectors[rows] = self.embedder.embed(texts, between_runs, from_head=True)
                 embed_total[0] += len(rows)
                 progress(ev.Embedding(embed_total[0], embed_total[1]))
             busy = time.perf_counter() - started - paused[0]

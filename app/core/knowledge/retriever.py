@@ -138,8 +138,7 @@ class Retriever:
     def embed_query(self, question: str) -> np.ndarray:
         # A question longer than the model reads is embedded by its start; the
         # keyword side still sees all of it.
-        pieces = self.embedder.split(question, self.embedder.max_tokens - 2)
-        vector: np.ndarray = self.embedder.embed([pieces[0] if pieces else question])[0]
+        vector: np.ndarray = self.embedder.embed([question], from_head=True)[0]
         return vector
 
     # Complex on purpose: the ranking steps in order, each with its early exit.
