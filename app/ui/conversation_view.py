@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.core.answer import AnswerState
 from app.core.assistant import MAX_QUESTION_CHARS, AskOptions, Assistant
-from app.core.conversations import Conversation, ConversationStore, Message
+from app.core.conversations import Conversation, Message
 from app.core.models.library import ModelRow
 from app.ui.answer_info import AnswerInfo, fallback_note
 from app.ui.chat_view import ChatView, MessageWidget
@@ -216,10 +216,7 @@ class ConversationView(QWidget):
             return
         self._dropping = True
         assistant = self.assistant
-
-        def store() -> ConversationStore:
-            return assistant.store
-        run_op(self.workers, lambda: store().delete_messages_from(conversation, message),
+        run_op(self.workers, lambda: assistant.store.delete_messages_from(conversation, message),
                dropped, failed, self)
 
     # -- drawing the answer from its state -------------------------------------------

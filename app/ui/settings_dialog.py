@@ -219,9 +219,6 @@ class SettingsPage(QWidget):
         self.check(out)
         return out
 
-    def values(self) -> dict[str, Value]:
-        return self.validate(self.raw())
-
     def check(self, values: dict[str, Value]) -> None:
         """Extra checks for this page (raise SettingsError); may run in a worker."""
 
