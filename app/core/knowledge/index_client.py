@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from app.core.errors import HearthError
 from app.core.knowledge import protocol as p
-from app.core.knowledge.index_server import SHUTTING_DOWN, received, send_on, serve
+from app.core.knowledge.index_server import received, send_on, serve
 from app.paths import Paths
 from app.settings import Settings, Value
 
@@ -91,7 +91,7 @@ class IndexProcess:
         future: Future[object] = Future()
         with self._lock:
             if self._stopping:
-                future.set_exception(IndexCallError(SHUTTING_DOWN))
+                future.set_exception(IndexCallError(p.SHUTTING_DOWN))
                 return future
             if self._refused:
                 future.set_exception(IndexCallError(self._refused))
@@ -251,7 +251,7 @@ class IndexProcess:
                 self._reader = None
             refused = self._refused
         for future in pending:
-            future.set_exception(IndexCallError(SHUTTING_DOWN) if stopping
+            future.set_exception(IndexCallError(p.SHUTTING_DOWN) if stopping
                                  else IndexCallError(refused) if refused
                                  else IndexProcessDied(sentence, details))
         if not stopping:

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 # Progress reaches the window at most this often (the last state always does).
 PROGRESS_EVERY_S = 0.1
-SHUTTING_DOWN = p.SHUTTING_DOWN
 # Settings read only when the watcher starts, or when the index is opened.
 WATCH_SETTINGS = frozenset({Key.KNOWLEDGE_DEBOUNCE_MS, Key.KNOWLEDGE_RECONCILE_MINUTES})
 OPEN_SETTINGS = frozenset({Key.KNOWLEDGE_EMBED_THREADS, Key.KNOWLEDGE_CHROMA_MODE,
@@ -425,7 +424,7 @@ def dispatch(conn: Connection, host: IndexHost, send: Sender) -> None:
 
     def run(call_id: int, handler: Callable[[p.Request], object], request: p.Request) -> None:
         if host.stopping:
-            send(p.CallFailed(call_id, SHUTTING_DOWN))
+            send(p.CallFailed(call_id, p.SHUTTING_DOWN))
             return
         try:
             value = handler(request)
