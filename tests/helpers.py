@@ -6,6 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.ui.providers_page import ProvidersPage
+    from app.ui.settings_dialog import SettingsDialog
 
 REPO = Path(__file__).resolve().parent.parent
 # About 3,000 tokens: seconds of prompt reading for the bundled model here.
@@ -39,3 +44,13 @@ class GuiTicks:
 
     def _tick(self) -> None:
         self.count += 1
+
+
+def providers_page(dialog: SettingsDialog) -> ProvidersPage:
+    """A Settings dialog's Providers page, made the current tab."""
+    from app.ui.providers_page import ProvidersPage  # Qt only where the window is tested
+
+    page = dialog.page("Providers")
+    assert isinstance(page, ProvidersPage)
+    dialog.tabs.setCurrentWidget(page)
+    return page

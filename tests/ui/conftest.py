@@ -13,6 +13,7 @@ from app.core.llm.registry import ProviderConfig, add_provider
 from app.paths import Paths
 from app.settings import Settings
 from app.ui.main_window import MainWindow
+from app.ui.settings_dialog import SettingsDialog, default_pages
 from tests.fault_server import FaultServer
 from tests.gui_thread_guard import install
 
@@ -33,6 +34,16 @@ def no_io_on_the_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
     hits = sorted(set(guard.hits))
     if hits and request.node.get_closest_marker(GUI_THREAD_IO_ALLOWED) is None:
         pytest.fail("I/O on the GUI thread:\n  " + "\n  ".join(hits[:30]), pytrace=False)
+
+
+@pytest.fixture
+def dialog(qtbot: QtBot, settings: Settings, paths: Paths) -> Iterator[SettingsDialog]:
+    """The Settings dialog with every page, on screen."""
+    d = SettingsDialog(settings, None, default_pages(paths))
+    qtbot.addWidget(d)
+    d.show()
+    yield d
+    d.reject()  # stops the pages' workers
 
 
 @pytest.fixture

@@ -15,13 +15,11 @@ from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.events import Attempt, Route, Source
-from app.paths import Paths
-from app.settings import Settings
 from app.ui.answer_info import AnswerInfo
 from app.ui.chat_view import ChatView
-from app.ui.providers_page import ProvidersPage
-from app.ui.settings_dialog import SettingsDialog, default_pages
+from app.ui.settings_dialog import SettingsDialog
 from app.ui.sources_panel import SourcesPanel
+from tests.helpers import providers_page
 
 MODEL = ("/home/someone/models/" + "a-very-long-folder-name-without-spaces/" * 3
          + "Qwen2.5-7B-Instruct-Q4_K_M.gguf")
@@ -46,14 +44,10 @@ def no_keyring() -> Iterator[None]:
     keyring.set_keyring(previous)
 
 
-def test_the_keyring_warning_is_never_cut_off(qtbot: QtBot, settings: Settings, paths: Paths,
-                                             no_keyring: None) -> None:
-    dialog = SettingsDialog(settings, None, default_pages(paths))
-    qtbot.addWidget(dialog)
-    dialog.show()
-    page = dialog.page("Providers")
-    assert isinstance(page, ProvidersPage)
-    dialog.tabs.setCurrentWidget(page)
+def test_the_keyring_warning_is_never_cut_off(qtbot: QtBot, no_keyring: None,
+                                             dialog: SettingsDialog) -> None:
+    # (no_keyring comes first: the dialog starts without a keyring)
+    page = providers_page(dialog)
     note = page.keyring_note
     qtbot.waitUntil(lambda: not note.isHidden(), timeout=5_000)
     # The window is already on screen when the warning (twice as long here,
@@ -63,7 +57,6 @@ def test_the_keyring_warning_is_never_cut_off(qtbot: QtBot, settings: Settings, 
     settle()
     assert note.heightForWidth(note.width()) > note.fontMetrics().lineSpacing() * 4
     assert note.height() >= note.heightForWidth(note.width())
-    dialog.reject()
 
 
 def test_errors_wrap_and_an_answers_buttons_are_never_cut(qtbot: QtBot) -> None:

@@ -17,12 +17,10 @@ from PySide6.QtWidgets import QLineEdit
 from pytestqt.qtbot import QtBot
 
 from app.core.llm.registry import providers_file
-from app.paths import Paths
-from app.settings import Settings
 from app.ui.providers_page import ProvidersPage
-from app.ui.settings_dialog import RoutingPage, SettingsDialog, default_pages
+from app.ui.settings_dialog import RoutingPage, SettingsDialog
 from tests.fault_server import ANSWER, FaultServer
-from tests.helpers import GuiTicks
+from tests.helpers import GuiTicks, providers_page
 from tests.keyring_backend import MemoryKeyring
 
 RIGHT_KEY = "sk-right-4f3e2d1c0b9a8f7e6d5c4b3a"
@@ -34,22 +32,6 @@ def server() -> Iterator[FaultServer]:
     s = FaultServer(api_key=RIGHT_KEY)
     yield s
     s.close()
-
-
-@pytest.fixture
-def dialog(qtbot: QtBot, settings: Settings, paths: Paths) -> Iterator[SettingsDialog]:
-    d = SettingsDialog(settings, None, default_pages(paths))
-    qtbot.addWidget(d)
-    d.show()
-    yield d
-    d.reject()  # stops the pages' workers
-
-
-def providers_page(dialog: SettingsDialog) -> ProvidersPage:
-    page = dialog.page("Providers")
-    assert isinstance(page, ProvidersPage)
-    dialog.tabs.setCurrentWidget(page)
-    return page
 
 
 def fill(page: ProvidersPage, server: FaultServer, key: str = "", name: str = "faulty") -> None:

@@ -20,9 +20,8 @@ from app.core import offline
 from app.core.llm.registry import providers_file
 from app.paths import Paths
 from app.settings import Settings
-from app.ui.providers_page import ProvidersPage
 from app.ui.settings_dialog import SettingsDialog, default_pages
-from tests.helpers import GuiTicks
+from tests.helpers import GuiTicks, providers_page
 
 
 def _refuse(delay_s: float = 0.0) -> Any:
@@ -95,15 +94,10 @@ def test_an_autostart_entry_that_cannot_be_written_is_said_in_one_sentence(
 
 
 def test_a_provider_that_cannot_be_saved_says_why_and_the_list_stays(
-        qtbot: QtBot, settings: Settings, paths: Paths,
+        qtbot: QtBot, paths: Paths, dialog: SettingsDialog,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("app.core.llm.registry.write_text_atomic", _refuse())
-    dialog = SettingsDialog(settings, None, default_pages(paths))
-    qtbot.addWidget(dialog)
-    dialog.show()
-    page = dialog.page("Providers")
-    assert isinstance(page, ProvidersPage)
-    dialog.tabs.setCurrentWidget(page)
+    page = providers_page(dialog)
     page.name.setText("groq")
     page.base_url.setText("https://api.groq.com/openai/v1")
     page.model.setText("llama-3.1-8b-instant")
@@ -114,4 +108,3 @@ def test_a_provider_that_cannot_be_saved_says_why_and_the_list_stays(
     assert done.args == [said] and page.status.text() == said
     assert page.list.count() == 0 and page.providers == []
     assert page.key.text() == "sk-typed"  # kept in the form to save again
-    dialog.reject()
