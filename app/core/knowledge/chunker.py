@@ -25,16 +25,21 @@ from dataclasses import dataclass, field
 from app.core.knowledge.embedder import TokenCounter
 from app.core.knowledge.loaders import Document
 
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 # Tokens of text in one passage. The model reads at most 256 (254 of text plus
-# [CLS] and [SEP]), but all-MiniLM-L6-v2 was trained on inputs of up to 128
-# tokens and matches best at that length; shorter inputs also embed faster.
-CHUNK_TOKENS = 128
+# [CLS] and [SEP]) and was trained on inputs of up to 128, but a question
+# usually matches a sentence or two: a passage of a few sentences gives that
+# match a vector of its own instead of averaging it with the rest of a long
+# paragraph. Measured on a scientific-claims benchmark (file-level nDCG@10,
+# vector side alone / fused): 128 tokens 0.6928 / 0.7460, 96 0.6985 / 0.7495,
+# 80 0.6956 / 0.7491, 64 0.6976 / 0.7470, 48 0.6930 / 0.7460. The text
+# embedded grows by 3 % (the heading context is repeated more often).
+CHUNK_TOKENS = 96
 # Most tokens of heading context put before a passage (on top of CHUNK_TOKENS).
 CONTEXT_TOKENS = 32
 # Neighbouring passages of long text share up to this many tokens of whole
 # sentences or lines.
-OVERLAP_TOKENS = 32
+OVERLAP_TOKENS = 24
 # A new section (heading, definition) starts a new passage once the current one
 # holds at least this many tokens; smaller pieces join their neighbours, and a
 # last piece smaller than this joins the passage before it.
