@@ -25,8 +25,10 @@ from app.core.knowledge.store import Manifest, VectorStore
 
 # The vector side's share of a file's fused score (the keyword side has the rest).
 VECTOR_WEIGHT = 0.5
-# Passages each side brings at least, whatever k: the ranking of the first
-# results must not depend on how many are asked for.
+# Passages each side brings at least, so that up to k = CANDIDATES / 4 the
+# ranking is the same whatever k. A larger k brings 4k a side, and since each
+# side is scaled over what it brought, the first results can move a little
+# (SciFact train, nDCG@10: 0.7487 at k = 10, 0.7496 at k = 100).
 CANDIDATES = 50
 MMR_LAMBDA = 0.7
 # See _scaled. BM25 differences below KEYWORD_MIN_SPAN say little: when every
