@@ -7,10 +7,13 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from app.exit_codes import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_NO_DISPLAY, EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:
     from app.settings import Settings
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_DISPLAY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+__all__ = ["EXIT_FAIL", "EXIT_INTERRUPTED", "EXIT_NO_DISPLAY", "EXIT_OK", "EXIT_USAGE", "fail",
+           "load_settings"]
 
 
 def fail(message: str, code: int = EXIT_FAIL) -> int:

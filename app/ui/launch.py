@@ -8,6 +8,8 @@ import os
 import sys
 from typing import Any
 
+from app.exit_codes import EXIT_FAIL, EXIT_NO_DISPLAY, EXIT_OK
+
 NO_DISPLAY_MESSAGE = (
     "hearth: no display was found, so the Hearth window cannot open. Hearth is installed; "
     "ask from the terminal with: hearth ask \"your question\" (hearth --help lists every command)."
@@ -37,13 +39,13 @@ def launch(request: dict[str, Any] | None = None) -> int:
 
     result = hand_off(request)
     if result == DELIVERED:
-        return 0
+        return EXIT_OK
     if result == NO_ANSWER:
         print(NO_ANSWER_MESSAGE, file=sys.stderr)
-        return 1
+        return EXIT_FAIL
     if not has_display():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
-        return 3
+        return EXIT_NO_DISPLAY
     from app.ui.app import run
 
     return run(request)

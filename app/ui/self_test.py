@@ -22,10 +22,10 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, QTimer
 
 from app.core.knowledge.protocol import FolderStatus, IndexState
+from app.exit_codes import EXIT_FAIL, EXIT_NO_DISPLAY, EXIT_OK, EXIT_USAGE
 from app.ui.app import HearthApp
 from app.ui.workers import WorkerSet, run_op
 
-EXIT_OK, EXIT_FAIL, EXIT_NO_DISPLAY = 0, 1, 3
 # Text files a search can be made from (what the first one starts with).
 TEXT_SUFFIXES = (".txt", ".md", ".rst")
 
@@ -179,7 +179,7 @@ def self_test_window(folder: str, timeout_s: float) -> int:
     path = Path(folder).expanduser().absolute().resolve()
     if not path.is_dir():
         print(f"hearth: --self-test-window needs a folder; {path} is not one.", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if not _can_show():
         return EXIT_NO_DISPLAY
     from app.ui.app import run
