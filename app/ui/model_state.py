@@ -154,4 +154,3 @@ def freeze_after_first_load(state: ModelState) -> None:
     if state.phase == "ready" and not _settled:
         _settled = True
         gc.freeze()
-
