@@ -191,8 +191,6 @@ def test_a_refused_keyring_is_explained_and_the_environment_variable_works(
         keyring.set_keyring(previous)
 
 
-
-
 def _closed_port() -> int:
     import socket
 

@@ -20,7 +20,7 @@ from app.core import offline
 from app.core.llm.registry import providers_file
 from app.paths import Paths
 from app.settings import Settings
-from app.ui.settings_dialog import SettingsDialog, default_pages
+from app.ui.settings_dialog import SettingsDialog
 from tests.helpers import GuiTicks, providers_page
 
 
@@ -32,15 +32,10 @@ def _refuse(delay_s: float = 0.0) -> Any:
     return write
 
 
-
-
 def test_a_settings_write_that_fails_says_why_and_keeps_the_old_value(
-        qtbot: QtBot, settings: Settings, paths: Paths,
+        qtbot: QtBot, settings: Settings, dialog: SettingsDialog,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("app.settings.write_text_atomic", _refuse(delay_s=0.6))
-    dialog = SettingsDialog(settings, None, default_pages(paths))
-    qtbot.addWidget(dialog)
-    dialog.show()
     theme = dialog.field("ui.theme")
     assert isinstance(theme, QComboBox)
     theme.setCurrentIndex(theme.findData("dark"))
@@ -59,7 +54,6 @@ def test_a_settings_write_that_fails_says_why_and_keeps_the_old_value(
     assert settings.snapshot().ui.theme == "system" and not settings.path.exists()
     assert theme.currentData() == "dark"  # the form keeps the choice, to try again
     assert dialog.isVisible() and dialog.buttons.isEnabled() and applied == []
-    dialog.reject()
 
 
 # Showing a tray icon where the platform has none makes Qt warn once.
